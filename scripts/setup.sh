@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# setup.sh — install what zava-mcp needs on a Debian bookworm machine.
+#
+# Usage: scripts/setup.sh [component ...]
+#
+# The default components are always ensured; arguments name extra
+# components (see DEFAULT_COMPONENTS and the ensure_* functions below).
+# To add a component "foo", write a function `ensure_foo` that returns
+# quickly when foo is already present and installs it otherwise; it then
+# becomes available as `scripts/setup.sh foo` (or add it to
+# DEFAULT_COMPONENTS to make it part of every run).
+#
+# Idempotent and non-interactive. When everything is already present it
+# only does a handful of file tests and prints nothing. Progress lines go
+# to stderr prefixed "setup:"; verbose apt/make output goes to a log file
+# that is shown (tail) only when a step fails.
+set -euo pipefail
+
+PG_MAJOR=15
+PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+PG_CONFIG="${PG_BIN}/pg_config"
+PG_EXT_DIR="/usr/share/postgresql/${PG_MAJOR}/extension"
+PG_LIB_DIR="/usr/lib/postgresql/${PG_MAJOR}/lib"
+
+# Suite whose *source* package of pgvector we build (pgvector is not in bookworm).
+PGVECTOR_SRC_SUITE=trixie
+# bookworm's debian-archive-keyring; trixie's InRelease is signed by the
+# bookworm archive key as well as the trixie keys, so this verifies it.
+DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+
+DEFAULT_COMPONENTS=(postgres build_deps pgvector)
+
+CACHE_DIR="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/zava-mcp"
+LOG_FILE="${CACHE_DIR}/setup.log"
+# Interactive if stdin is a terminal and not under CI (decided once, before
+# run_logged redirects stdin).
+if [[ -t 0 && -z ${CI:-} ]]; then INTERACTIVE=1; else INTERACTIVE=0; fi
+
+# ---------------------------------------------------------------- helpers
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+_log_started=0
+# Run a command with its output appended to $LOG_FILE; on failure show the tail.
+run_logged() {
+    if [[ $_log_started -eq 0 ]]; then
+        mkdir -p "$CACHE_DIR"
+        printf '=== setup.sh run %s ===\n' "$(date -u +%FT%TZ)" >"$LOG_FILE"
+        _log_started=1
+    fi
+    printf '+ %s\n' "$*" >>"$LOG_FILE"
+    if ! "$@" >>"$LOG_FILE" 2>&1 </dev/null; then
+        say "command failed: $*"
+        say "last lines of ${LOG_FILE}:"
+        tail -n 30 "$LOG_FILE" | sed 's/^/setup:   | /' >&2
+        return 1
+    fi
+}
+
+# Fail early (with what to do by hand) if we cannot become root.
+need_root() {
+    if [[ $EUID -ne 0 ]] && ! command -v sudo >/dev/null 2>&1; then
+        die "root privileges are needed to install system packages, but this is not root and sudo is not available.
+setup: Install manually (as root): apt-get install postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} build-essential libclang1-14 pkg-config
+setup: and pgvector for PostgreSQL ${PG_MAJOR} (built from source), then re-run this script."
+    fi
+    if [[ $EUID -ne 0 && $INTERACTIVE -eq 1 && ${_sudo_checked:-0} -eq 0 ]]; then
+        sudo -v || die "sudo failed"   # prompt (if needed) on the terminal now
+        _sudo_checked=1
+    fi
+}
+
+# Run a command as root (directly, or through sudo).
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    else
+        need_root
+        # Non-interactive (CI, no stdin): never wait for a password prompt.
+        if [[ $INTERACTIVE -eq 1 ]]; then sudo "$@"; else sudo -n "$@"; fi
+    fi
+}
+
+_apt_updated=0
+# Install Debian packages; runs `apt-get update` at most once per run.
+apt_install() {
+    need_root
+    if [[ $_apt_updated -eq 0 ]]; then
+        run_logged as_root env DEBIAN_FRONTEND=noninteractive apt-get update \
+            || die "apt-get update failed"
+        _apt_updated=1
+    fi
+    run_logged as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "$@" \
+        || die "apt-get install $* failed"
+}
+
+# Status (online/down) of cluster $1/$2 per pg_lsclusters; empty if absent.
+cluster_status() {
+    command -v pg_lsclusters >/dev/null 2>&1 || return 0
+    pg_lsclusters -h 2>/dev/null | awk -v v="$1" -v n="$2" '$1==v && $2==n {print $4}'
+}
+
+# First URI of the Debian archive the machine uses for its own release
+# (deb822 *.sources first, then one-line sources.list). Falls back to
+# deb.debian.org.
+debian_mirror() {
+    local codename uri=""
+    codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-bookworm}")"
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [[ -r $f ]] || continue
+        uri="$(awk -v cn="$codename" '
+            function flush() {
+                if (enabled && types ~ /(^| )deb-?(src)?( |$)/ && (" " suites " ") ~ (" " cn " ") && uris != "" && !found) {
+                    split(uris, u, " "); print u[1]; found = 1
+                }
+                types = ""; suites = ""; uris = ""; enabled = 1
+            }
+            BEGIN { enabled = 1 }
+            /^[[:space:]]*$/ { flush(); next }
+            /^#/ { next }
+            tolower($1) == "types:"   { $1 = ""; types = $0 }
+            tolower($1) == "suites:"  { $1 = ""; suites = $0 }
+            tolower($1) == "uris:"    { $1 = ""; uris = $0 }
+            tolower($1) == "enabled:" { enabled = (tolower($2) != "no") }
+            END { flush() }
+        ' "$f" | sed 's/^[[:space:]]*//')"
+        [[ -n $uri ]] && break
+    done
+    if [[ -z $uri && -r /etc/apt/sources.list ]]; then
+        uri="$(awk -v cn="$codename" '
+            $1 == "deb" || $1 == "deb-src" {
+                i = 2
+                if ($i ~ /^\[/) { while ($i !~ /\]$/ && i < NF) i++; i++ }
+                if ($(i+1) == cn) { print $i; exit }
+            }' /etc/apt/sources.list)"
+    fi
+    printf '%s\n' "${uri:-http://deb.debian.org/debian}"
+}
+
+# ------------------------------------------------------------- components
+
+# PostgreSQL 15 server binaries + the postgres system user. If installing
+# the package created/started the default 15/main cluster, stop it (we run
+# our own throwaway clusters); a 15/main that existed before is left alone.
+ensure_postgres() {
+    if [[ ! -x ${PG_BIN}/initdb || ! -x ${PG_BIN}/postgres ]]; then
+        local had_main
+        had_main="$(cluster_status "$PG_MAJOR" main)"
+        say "installing postgresql-${PG_MAJOR} (first run only)..."
+        apt_install "postgresql-${PG_MAJOR}"
+        [[ -x ${PG_BIN}/initdb && -x ${PG_BIN}/postgres ]] \
+            || die "postgresql-${PG_MAJOR} installed but ${PG_BIN}/initdb or postgres is missing"
+        if [[ -z $had_main && -n "$(cluster_status "$PG_MAJOR" main)" ]]; then
+            # Created by the package just now: stop it and keep it from
+            # starting at boot, so port 5432 stays free. Not deleted.
+            say "stopping default cluster ${PG_MAJOR}/main created by the package"
+            as_root pg_ctlcluster "$PG_MAJOR" main stop >/dev/null 2>&1 || true
+            if [[ -f /etc/postgresql/${PG_MAJOR}/main/start.conf ]]; then
+                as_root sh -c "echo manual > /etc/postgresql/${PG_MAJOR}/main/start.conf" || true
+            fi
+        fi
+    fi
+    if ! getent passwd postgres >/dev/null; then
+        say "creating the postgres system user"
+        as_root useradd --system --user-group --home-dir /var/lib/postgresql \
+            --shell /bin/bash --comment "PostgreSQL administrator" postgres
+    fi
+}
+
+# Build tooling: PGXS headers (pgvector), C toolchain, libclang (bindgen),
+# pkg-config.
+ensure_build_deps() {
+    local missing=()
+    [[ -x $PG_CONFIG && -f /usr/include/postgresql/${PG_MAJOR}/server/postgres.h ]] \
+        || missing+=("postgresql-server-dev-${PG_MAJOR}")
+    { command -v gcc && command -v make && command -v g++; } >/dev/null 2>&1 \
+        || missing+=(build-essential)
+    # Only the real libclang counts (libclang-cpp.so.14 alone is not enough
+    # for bindgen).
+    compgen -G '/usr/lib/llvm-14/lib/libclang.so*' >/dev/null \
+        || compgen -G '/usr/lib/llvm-14/lib/libclang-14.so*' >/dev/null \
+        || missing+=(libclang1-14)
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        say "installing ${missing[*]} (first run only)..."
+        apt_install "${missing[@]}"
+    fi
+}
+
+# pgvector for PostgreSQL 15, built from Debian trixie's source package.
+ensure_pgvector() {
+    if [[ -f ${PG_EXT_DIR}/vector.control && -f ${PG_LIB_DIR}/vector.so ]]; then
+        return 0
+    fi
+    ensure_postgres
+    ensure_build_deps
+    need_root   # for `make install`; check before spending time on the build
+
+    say "building pgvector from Debian ${PGVECTOR_SRC_SUITE} source (first run only)..."
+    local src_dir="${CACHE_DIR}/apt-src"
+    local lists="${src_dir}/lists"
+    local build
+    mkdir -p "${lists}/partial" "${src_dir}/cache/archives/partial"
+    build="$(mktemp -d "${TMPDIR:-/tmp}/zava-pgvector.XXXXXX")"
+    # shellcheck disable=SC2064
+    trap "rm -rf '${build}'" EXIT
+
+    # A private apt configuration: one deb-src line, its own lists and cache
+    # dirs. The system's sources, package lists and pkgcache are untouched.
+    #
+    # Authenticity: apt verifies trixie's InRelease against Signed-By
+    # (bookworm's debian-archive-keyring; trixie's InRelease carries a
+    # signature by the "12/bookworm" archive key as well as the trixie keys,
+    # so it verifies even with older bookworm keyrings), then the Sources
+    # index against InRelease hashes, then the .dsc/.orig.tar.gz/.debian.tar
+    # against the Sources hashes. We deliberately do NOT fall back to
+    # [trusted=yes]: it would disable that whole chain (apt does not check
+    # the .dsc's own PGP signature), leaving the tarball unauthenticated.
+    local apt_opts=(
+        -o "Dir::Etc::SourceList=${src_dir}/sources.list"
+        -o "Dir::Etc::SourceParts=/dev/null"
+        -o "Dir::State::Lists=${lists}"
+        -o "Dir::Cache=${src_dir}/cache"
+        -o "Dir::Cache::pkgcache="
+        -o "Dir::Cache::srcpkgcache="
+        -o "Acquire::Languages=none"
+        -o "APT::Get::List-Cleanup=true"
+    )
+    if [[ $EUID -eq 0 ]]; then
+        # As root, apt drops to the _apt user for downloads, which cannot
+        # enter $HOME (mode 0700) or the mktemp build dir; apt would then
+        # warn and download as root anyway. Say so explicitly; all files are
+        # still hash-verified as described above.
+        apt_opts+=(-o "APT::Sandbox::User=root")
+    fi
+
+    local mirror ok=0
+    mirror="$(debian_mirror)"
+    local candidates=("$mirror")
+    [[ $mirror == http://deb.debian.org/debian ]] || candidates+=(http://deb.debian.org/debian)
+    for mirror in "${candidates[@]}"; do
+        printf 'deb-src [signed-by=%s] %s %s main\n' \
+            "$DEBIAN_KEYRING" "$mirror" "$PGVECTOR_SRC_SUITE" >"${src_dir}/sources.list"
+        # Belt and braces: besides apt-get's exit status, check that the
+        # Sources index really arrived before asking for the source package.
+        if run_logged apt-get "${apt_opts[@]}" update \
+            && compgen -G "${lists}/*_dists_${PGVECTOR_SRC_SUITE}_main_source_Sources*" >/dev/null \
+            && (cd "$build" && run_logged apt-get "${apt_opts[@]}" source --download-only pgvector); then
+            ok=1
+            break
+        fi
+        say "could not fetch pgvector source from ${mirror}"
+    done
+    [[ $ok -eq 1 ]] || die "downloading the pgvector source package from Debian ${PGVECTOR_SRC_SUITE} failed (see ${LOG_FILE})"
+
+    local orig version srcdir
+    orig="$(compgen -G "${build}/pgvector_*.orig.tar.*" | head -n 1)" \
+        || die "no pgvector_*.orig.tar.* downloaded (see ${LOG_FILE})"
+    version="$(basename "$orig")"
+    version="${version#pgvector_}"
+    version="${version%%.orig.tar.*}"
+    mkdir "${build}/src"
+    tar -xf "$orig" -C "${build}/src"
+    srcdir="$(find "${build}/src" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
+    [[ -f ${srcdir}/Makefile ]] || die "unexpected pgvector tarball layout in ${orig}"
+
+    # OPTFLAGS="": the default -march=native would make vector.so
+    # non-portable. with_llvm=no: Debian's PG is built with LLVM JIT, and
+    # PGXS then wants clang to emit bitcode; skip it if clang is missing
+    # (the bitcode is only an optional JIT-inlining aid).
+    local make_args=(PG_CONFIG="$PG_CONFIG" OPTFLAGS="")
+    local pg_clang
+    pg_clang="$(sed -n 's/^CLANG *= *//p' "$("$PG_CONFIG" --pgxs | xargs dirname)/../Makefile.global" 2>/dev/null || true)"
+    if [[ -z $pg_clang ]] || ! command -v "$pg_clang" >/dev/null 2>&1; then
+        make_args+=(with_llvm=no)
+    fi
+    run_logged make -C "$srcdir" -j"$(nproc 2>/dev/null || echo 2)" "${make_args[@]}" \
+        || die "building pgvector ${version} failed"
+    need_root
+    run_logged as_root make -C "$srcdir" "${make_args[@]}" install \
+        || die "installing pgvector ${version} failed"
+
+    [[ -f ${PG_EXT_DIR}/vector.control && -f ${PG_LIB_DIR}/vector.so ]] \
+        || die "pgvector install finished but ${PG_EXT_DIR}/vector.control or ${PG_LIB_DIR}/vector.so is missing"
+    rm -rf "$build" "$lists"   # the trixie Sources index is ~20 MB; not needed any more
+    trap - EXIT
+    say "pgvector ${version} built and installed"
+}
+
+# ------------------------------------------------------------------- main
+
+main() {
+    local comps=("${DEFAULT_COMPONENTS[@]}") c
+    for c in "$@"; do
+        case $c in
+            -h|--help)
+                sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+                exit 0 ;;
+        esac
+        declare -F "ensure_${c}" >/dev/null \
+            || die "unknown component '${c}' (known: $(declare -F | sed -n 's/^declare -f ensure_//p' | tr '\n' ' '))"
+        comps+=("$c")
+    done
+    local done_list=" "
+    for c in "${comps[@]}"; do
+        [[ $done_list == *" $c "* ]] && continue
+        "ensure_${c}"
+        done_list+="$c "
+    done
+}
+
+main "$@"

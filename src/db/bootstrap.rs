@@ -1,0 +1,145 @@
+//! What only a superuser can set up: the roles, the database, and the hardening of the query role.
+//!
+//! Runs against the managed cluster as its superuser, or against an external server with an administrator
+//! connection. Every step is idempotent; steps that need superuser power are skipped with a warning on
+//! servers where the administrator is not one (the tenant context stays unforgeable either way: see V2).
+
+use anyhow::{Context, Result};
+use tokio_postgres::Client;
+
+use super::endpoint::Endpoint;
+use super::roles::{OWNER, QUERY};
+use super::secrets::Secrets;
+
+/// Functions the query role must not call, from any SQL, in the zava database. They change settings
+/// (`set_config` could otherwise switch the role or tenant GUCs), run SQL strings outside the guard
+/// (`query_to_xml`, `ts_stat`, ...), reach other sessions (cancel, terminate, activity), or write large objects.
+const REVOKED_FUNCTIONS: &[&str] = &[
+    "set_config",
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+    "cursor_to_xml",
+    "cursor_to_xmlschema",
+    "ts_stat",
+    "ts_rewrite",
+    "pg_cancel_backend",
+    "pg_terminate_backend",
+    "pg_stat_get_activity",
+    "pg_stat_get_backend_activity",
+    "pg_stat_get_backend_pid",
+    "pg_stat_get_backend_userid",
+    "pg_stat_get_backend_client_addr",
+    "pg_blocking_pids",
+    "pg_notify",
+    "lo_import",
+    "lo_export",
+    "lo_create",
+    "lo_creat",
+    "lo_unlink",
+    "lo_from_bytea",
+    "lo_put",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+];
+
+/// Catalog views that show other sessions' query text or statistics.
+const REVOKED_VIEWS: &[&str] = &["pg_stat_activity", "pg_stat_statements", "pg_locks", "pg_stat_user_tables", "pg_stat_all_tables"];
+
+/// Creates or updates the two roles, creates the database, and hardens it. `admin` must be able to create
+/// roles and databases; on the managed cluster it is the superuser.
+pub async fn bootstrap(admin: &Endpoint, database: &str, secrets: &Secrets) -> Result<()> {
+    anyhow::ensure!(
+        !database.is_empty() && database.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "the database name `{database}` must be lower-case letters, digits and underscores"
+    );
+    let client = admin.connect().await?;
+    let is_superuser = is_superuser(&client).await?;
+    ensure_role(&client, OWNER, &secrets.owner_password, "NOSUPERUSER NOCREATEROLE NOBYPASSRLS").await?;
+    ensure_role(
+        &client,
+        QUERY,
+        &secrets.query_password,
+        "NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 150",
+    )
+    .await?;
+    for setting in [
+        "default_transaction_read_only = on",
+        "statement_timeout = '30s'",
+        "idle_in_transaction_session_timeout = '60s'",
+        "lock_timeout = '5s'",
+        "search_path = retail, public",
+        "temp_file_limit = '1GB'",
+    ] {
+        client.batch_execute(&format!("ALTER ROLE {QUERY} SET {setting}")).await?;
+    }
+    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database]).await?.is_some();
+    if !exists {
+        client.batch_execute(&format!("CREATE DATABASE {database} OWNER {OWNER} ENCODING 'UTF8' TEMPLATE template0")).await?;
+    }
+    drop(client);
+    harden(&admin.with_dbname(database), database, is_superuser).await
+}
+
+async fn is_superuser(client: &Client) -> Result<bool> {
+    Ok(client.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await?.get(0))
+}
+
+async fn ensure_role(client: &Client, name: &str, password: &str, attributes: &str) -> Result<()> {
+    // Passwords are generated hex strings; check that before putting one in a statement.
+    anyhow::ensure!(password.chars().all(|c| c.is_ascii_alphanumeric()), "role passwords must be alphanumeric");
+    let exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).await?.is_some();
+    let verb = if exists { "ALTER" } else { "CREATE" };
+    client
+        .batch_execute(&format!("{verb} ROLE {name} LOGIN {attributes} PASSWORD '{password}'"))
+        .await
+        .with_context(|| format!("cannot {} role {name}", verb.to_lowercase()))?;
+    Ok(())
+}
+
+/// Per-database hardening. Function ACLs live in each database's catalog, so this runs inside `zava`.
+async fn harden(db: &Endpoint, database: &str, is_superuser: bool) -> Result<()> {
+    let client = db.connect().await?;
+    client
+        .batch_execute(&format!(
+            "REVOKE ALL ON DATABASE {database} FROM PUBLIC;
+             GRANT CONNECT ON DATABASE {database} TO {QUERY};
+             GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {OWNER};
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
+        ))
+        .await
+        .context("cannot restrict database privileges")?;
+    if !is_superuser {
+        tracing::warn!(
+            "the administrator connection is not a superuser: catalog functions such as set_config stay executable \
+             by {QUERY}. Tenant isolation still holds (contexts are signed), but ask a superuser to run \
+             `zava-mcp db init` once for full hardening"
+        );
+        return Ok(());
+    }
+    for name in REVOKED_FUNCTIONS {
+        let rows = client
+            .query(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.proname = $1 \
+                 AND p.pronamespace = 'pg_catalog'::regnamespace",
+                &[name],
+            )
+            .await?;
+        for row in rows {
+            let signature: String = row.get(0);
+            client
+                .batch_execute(&format!(
+                    "REVOKE EXECUTE ON FUNCTION {signature} FROM PUBLIC; GRANT EXECUTE ON FUNCTION {signature} TO {OWNER};"
+                ))
+                .await?;
+        }
+    }
+    for view in REVOKED_VIEWS {
+        let exists = client.query_opt("SELECT 1 FROM pg_views WHERE viewname = $1", &[view]).await?.is_some();
+        if exists {
+            client.batch_execute(&format!("REVOKE SELECT ON pg_catalog.{view} FROM PUBLIC; GRANT SELECT ON pg_catalog.{view} TO {OWNER};")).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The tenant transaction: the only way tenant-scoped SQL reaches PostgreSQL.
+//!
+//! Each call opens a read-only transaction, sets a *signed*, transaction-local tenant context and a
+//! transaction-local statement timeout, and ends in ROLLBACK (dropping the transaction rolls it back), so
+//! nothing session-scoped survives on a pooled connection. The context is HMAC-signed with a key the query role
+//! cannot read (see the V2 migration), so SQL that somehow rewrites the setting cannot become another tenant.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, ensure};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use tokio_postgres::{Client, Transaction};
+
+use crate::tenant::Tenant;
+
+/// How long a signed context stays valid. It only needs to outlive one transaction; the margin absorbs clock
+/// skew between this host and an external database server.
+pub const CONTEXT_VALIDITY: Duration = Duration::from_secs(600);
+
+/// The key contexts are signed with (the same bytes as `zava_private.context_key`).
+#[derive(Clone)]
+pub struct ContextKey(Vec<u8>);
+
+impl std::fmt::Debug for ContextKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ContextKey(..)")
+    }
+}
+
+impl ContextKey {
+    pub fn from_hex(hex_key: &str) -> Result<Self> {
+        let bytes = hex::decode(hex_key.trim()).map_err(|_| anyhow::anyhow!("the context key must be hex"))?;
+        ensure!(bytes.len() >= 32, "the context key must be at least 32 bytes (64 hex characters)");
+        Ok(Self(bytes))
+    }
+}
+
+/// A tenant context as the database verifies it: `v1;<scope>;<expiry>;<nonce>;<hmac>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignedContext(String);
+
+impl std::fmt::Debug for SignedContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignedContext(..)")
+    }
+}
+
+impl SignedContext {
+    pub fn sign(tenant: &Tenant, key: &ContextKey, valid_for: Duration) -> Self {
+        let expiry = (SystemTime::now() + valid_for).duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let nonce = hex::encode(rand::random::<[u8; 8]>());
+        let payload = format!("v1;{};{expiry};{nonce}", tenant.scope());
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("HMAC accepts any key length");
+        mac.update(payload.as_bytes());
+        Self(format!("{payload};{}", hex::encode(mac.finalize().into_bytes())))
+    }
+
+    /// The raw setting value. Only hex digits, UUID characters and `v1;*,` can appear in it, so it can be
+    /// written inside a quoted SQL literal without escaping.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A libpq `options` value that sets this context for a whole session (for a person's psql session).
+    pub fn as_connect_option(&self) -> String {
+        format!("-c zava.tenant={}", self.0)
+    }
+}
+
+/// Opens the read-only tenant transaction on `client`.
+pub async fn begin<'a>(client: &'a mut Client, context: &SignedContext, timeout: Duration) -> Result<Transaction<'a>> {
+    debug_assert!(context.0.bytes().all(|b| b.is_ascii_alphanumeric() || b";*,-".contains(&b)));
+    let tx = client.build_transaction().read_only(true).start().await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL zava.tenant = '{}'; SET LOCAL statement_timeout = {}",
+        context.as_str(),
+        timeout.as_millis().max(1)
+    ))
+    .await?;
+    Ok(tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contexts_are_signed_per_tenant_and_never_repeat() {
+        let key = ContextKey::from_hex(&"ab".repeat(32)).unwrap();
+        let a = SignedContext::sign(&Tenant::HeadOffice, &key, CONTEXT_VALIDITY);
+        let b = SignedContext::sign(&Tenant::HeadOffice, &key, CONTEXT_VALIDITY);
+        assert!(a.as_str().starts_with("v1;*;"));
+        assert_ne!(a, b, "the nonce makes every context distinct");
+        assert_eq!(a.as_str().split(';').count(), 5);
+        assert!(!format!("{a:?}").contains("v1"));
+    }
+
+    #[test]
+    fn short_or_non_hex_keys_are_refused() {
+        assert!(ContextKey::from_hex("abcd").is_err());
+        assert!(ContextKey::from_hex(&"zz".repeat(32)).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! zava-mcp: a multi-tenant, read-only MCP server over the Zava DIY retail database.
+//!
+//! See ARCHITECTURE.md for the map of the code and the invariants it keeps.
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod db;
+pub mod provision;
+pub mod tenant;

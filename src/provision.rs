@@ -1,0 +1,175 @@
+//! Bringing a database to a serving state: the cluster (when managed), roles, schema, key, and the dataset.
+//!
+//! Every CLI command and the server go through [`Database::open`], so the embedded default and an external
+//! server follow the same steps, and a fresh data directory becomes a fully seeded database on first use.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::{DatabaseSource, DbSettings};
+use crate::data::encode::{checksum, encode};
+use crate::data::generate::{Dataset, GenOptions};
+use crate::data::load;
+use crate::db::cluster::{ClusterLease, ManagedCluster};
+use crate::db::context::ContextKey;
+use crate::db::endpoint::Endpoint;
+use crate::db::roles::{DATABASE, OWNER, Role};
+use crate::db::secrets::Secrets;
+use crate::db::status::{self, DatabaseStatus};
+use crate::db::{bootstrap, migrate};
+
+/// An open database: endpoints for each role, and the managed cluster's lease when there is one.
+pub struct Database {
+    lease: Option<ClusterLease>,
+    admin: Option<Endpoint>,
+    owner: Option<Endpoint>,
+    query: Endpoint,
+    secrets: Secrets,
+    context_key: ContextKey,
+}
+
+/// What a seed did, for the person who asked.
+pub struct SeedReport {
+    pub options: GenOptions,
+    pub checksum: String,
+    pub rows: usize,
+    pub generate: Duration,
+    pub load: Duration,
+}
+
+impl Database {
+    /// Opens the database (starting the managed cluster if needed) without changing its schema or data.
+    pub fn open(settings: &DbSettings) -> Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+        match &settings.source {
+            DatabaseSource::Managed => {
+                let cluster = ManagedCluster::new(&settings.data_dir)?;
+                let lease = cluster.ensure_running()?;
+                let secrets = Secrets::load(&cluster.secrets_path())?.context("the managed cluster has no secrets file")?;
+                let admin = Endpoint::loopback(lease.port, "postgres", "postgres", &secrets.superuser_password);
+                let owner = admin.with_dbname(DATABASE).with_user(OWNER, &secrets.owner_password);
+                let query = admin.with_dbname(DATABASE).with_user(crate::db::roles::QUERY, &secrets.query_password);
+                let key = settings.context_key.clone().unwrap_or_else(|| secrets.context_key.clone());
+                Ok(Self { context_key: ContextKey::from_hex(&key)?, lease: Some(lease), admin: Some(admin), owner: Some(owner), query, secrets })
+            }
+            DatabaseSource::External { serve, admin } => {
+                let path = settings.data_dir.join("secrets.toml");
+                let mut secrets = Secrets::load_or_create(&path)?;
+                if let Some(key) = &settings.context_key {
+                    secrets.context_key = key.clone();
+                }
+                let mut query = (**serve).clone();
+                if query.password.is_none() && query.user == crate::db::roles::QUERY {
+                    query.password = Some(secrets.query_password.clone());
+                }
+                let owner = admin.as_ref().map(|a| a.with_dbname(&serve.dbname).with_user(OWNER, &secrets.owner_password));
+                Ok(Self {
+                    context_key: ContextKey::from_hex(&secrets.context_key)?,
+                    lease: None,
+                    admin: admin.as_deref().cloned(),
+                    owner,
+                    query,
+                    secrets,
+                })
+            }
+        }
+    }
+
+    pub fn endpoint(&self, role: Role) -> Result<&Endpoint> {
+        match role {
+            Role::Query => Ok(&self.query),
+            Role::Owner => self.owner.as_ref().context(
+                "no owner connection: set ZAVA_ADMIN_DATABASE_URL (or --admin-database-url) to an administrator \
+                 account so zava-mcp can create its roles and schema",
+            ),
+        }
+    }
+
+    pub fn context_key(&self) -> &ContextKey {
+        &self.context_key
+    }
+
+    /// Creates roles, database and schema (idempotent).
+    pub async fn init(&self) -> Result<()> {
+        let admin = self.admin.as_ref().context(
+            "initialising an external database needs an administrator connection: set ZAVA_ADMIN_DATABASE_URL",
+        )?;
+        bootstrap::bootstrap(admin, &self.query.dbname, &self.secrets).await?;
+        migrate::migrate(self.endpoint(Role::Owner)?, &self.secrets_context_key()).await
+    }
+
+    fn secrets_context_key(&self) -> String {
+        self.secrets.context_key.clone()
+    }
+
+    pub async fn status(&self) -> Result<DatabaseStatus> {
+        let owner = self.endpoint(Role::Owner)?.connect().await?;
+        status::read(&owner).await
+    }
+
+    /// Generates and loads a dataset, replacing the current one. `progress` draws a bar on the terminal.
+    pub async fn seed(&self, options: GenOptions, progress: bool) -> Result<SeedReport> {
+        if options.customers == 0 {
+            bail!("--customers must be at least 1");
+        }
+        let started = Instant::now();
+        let spinner = bar(progress, 1);
+        spinner.set_message(format!("generating {} customers (seed {})", options.customers, options.seed));
+        let (tables, sum) = tokio::task::spawn_blocking(move || {
+            let data = Dataset::generate(options);
+            let tables = encode(&data);
+            let sum = checksum(&tables);
+            (tables, sum)
+        })
+        .await?;
+        spinner.finish_and_clear();
+        let generate = started.elapsed();
+        let rows = tables.iter().map(|t| t.rows).sum();
+        let loading = Instant::now();
+        let pb = bar(progress, load::steps(tables.len()));
+        load::load(self.endpoint(Role::Owner)?, &tables, options, &sum, &pb).await?;
+        pb.finish_and_clear();
+        Ok(SeedReport { options, checksum: sum, rows, generate, load: loading.elapsed() })
+    }
+
+    /// Makes the database ready to serve: schema current and a dataset loaded (full scale when missing).
+    pub async fn ensure_ready(&self, progress: bool) -> Result<Option<SeedReport>> {
+        if self.owner.is_none() {
+            return Ok(None); // external, serve-only: the operator provisions it
+        }
+        self.init().await?;
+        if self.status().await?.is_seeded() {
+            return Ok(None);
+        }
+        tracing::info!("no dataset yet: generating the full Zava dataset (once)");
+        self.seed(GenOptions::default(), progress).await.map(Some)
+    }
+
+    /// Gives the managed cluster back (it stops if nobody else uses it and nobody pinned it).
+    pub fn close(self) -> Result<()> {
+        match self.lease {
+            Some(lease) => lease.release(),
+            None => Ok(()),
+        }
+    }
+
+    pub fn cluster(&self) -> Option<&ManagedCluster> {
+        self.lease.as_ref().map(|l| l.cluster())
+    }
+}
+
+fn bar(visible: bool, len: u64) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("valid progress template"),
+    );
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}

@@ -1,0 +1,138 @@
+//! Who a database call is made for.
+//!
+//! A [`Tenant`] is the only thing that decides which stores' orders, line items, inventory and customers a
+//! call may see. It is built from a verified identity (a header, a token, an environment variable) at the edge
+//! and flows, typed, down to the tenant transaction in `db::context`; no raw identity string crosses layers.
+//! There is deliberately no default tenant: code that has no `Tenant` cannot open a tenant transaction.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+/// The identity of head office, which sees every store (ORIGIN.md §1.6).
+pub const HEAD_OFFICE_ID: Uuid = Uuid::nil();
+
+/// A store manager's identity: the `rls_user_id` of a row in `retail.stores`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ManagerId(Uuid);
+
+impl ManagerId {
+    pub fn new(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for ManagerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// The scope of one caller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Tenant {
+    /// Head office: every store.
+    HeadOffice,
+    /// One store manager, or a regional manager with several stores. Never empty.
+    Managers(BTreeSet<ManagerId>),
+}
+
+/// Why an identity string is not a tenant.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TenantError {
+    #[error("the identity is empty; expected a store manager UUID or head office")]
+    Empty,
+    #[error("`{0}` is not a UUID; expected a store manager UUID such as f47ac10b-58cc-4372-a567-0e02b2c3d479")]
+    NotAUuid(String),
+}
+
+impl Tenant {
+    /// One store manager (or head office when `id` is the nil UUID).
+    pub fn from_uuid(id: Uuid) -> Self {
+        if id == HEAD_OFFICE_ID {
+            Tenant::HeadOffice
+        } else {
+            Tenant::Managers(BTreeSet::from([ManagerId(id)]))
+        }
+    }
+
+    /// Several managers' stores at once (a regional manager). Head office in the list widens it to everything.
+    pub fn from_uuids(ids: impl IntoIterator<Item = Uuid>) -> Result<Self, TenantError> {
+        let mut managers = BTreeSet::new();
+        for id in ids {
+            if id == HEAD_OFFICE_ID {
+                return Ok(Tenant::HeadOffice);
+            }
+            managers.insert(ManagerId(id));
+        }
+        if managers.is_empty() {
+            return Err(TenantError::Empty);
+        }
+        Ok(Tenant::Managers(managers))
+    }
+
+    /// The scope as carried in the signed database context: `*` for head office, else the manager UUIDs
+    /// joined by commas, in a stable order.
+    pub fn scope(&self) -> String {
+        match self {
+            Tenant::HeadOffice => "*".to_owned(),
+            Tenant::Managers(ids) => ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        }
+    }
+}
+
+impl FromStr for Tenant {
+    type Err = TenantError;
+
+    /// Parses one UUID, or several separated by commas (a regional manager).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        if parts.is_empty() {
+            return Err(TenantError::Empty);
+        }
+        let ids = parts
+            .iter()
+            .map(|p| Uuid::parse_str(p).map_err(|_| TenantError::NotAUuid((*p).to_owned())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Tenant::from_uuids(ids)
+    }
+}
+
+impl fmt::Display for Tenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tenant::HeadOffice => f.write_str("head office"),
+            Tenant::Managers(_) => write!(f, "manager(s) {}", self.scope()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nil_uuid_is_head_office() {
+        assert_eq!("00000000-0000-0000-0000-000000000000".parse::<Tenant>(), Ok(Tenant::HeadOffice));
+    }
+
+    #[test]
+    fn several_managers_are_one_regional_tenant_in_stable_order() {
+        let t: Tenant = "f47ac10b-58cc-4372-a567-0e02b2c3d479, 6ba7b810-9dad-11d1-80b4-00c04fd430c8".parse().unwrap();
+        assert_eq!(t.scope(), "6ba7b810-9dad-11d1-80b4-00c04fd430c8,f47ac10b-58cc-4372-a567-0e02b2c3d479");
+    }
+
+    #[test]
+    fn empty_and_malformed_identities_are_refused() {
+        assert_eq!("".parse::<Tenant>(), Err(TenantError::Empty));
+        assert_eq!(" , ".parse::<Tenant>(), Err(TenantError::Empty));
+        assert!(matches!("seattle".parse::<Tenant>(), Err(TenantError::NotAUuid(_))));
+        assert!(matches!("f47ac10b-58cc-4372-a567-0e02b2c3d479;x".parse::<Tenant>(), Err(TenantError::NotAUuid(_))));
+    }
+}
