@@ -22,6 +22,7 @@ use crate::db::{bootstrap, migrate};
 
 /// An open database: endpoints for each role, and the managed cluster's lease when there is one.
 pub struct Database {
+    data_dir: std::path::PathBuf,
     lease: Option<ClusterLease>,
     admin: Option<Endpoint>,
     owner: Option<Endpoint>,
@@ -42,18 +43,43 @@ pub struct SeedReport {
 impl Database {
     /// Opens the database (starting the managed cluster if needed) without changing its schema or data.
     pub fn open(settings: &DbSettings) -> Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
         match &settings.source {
             DatabaseSource::Managed => {
                 let cluster = ManagedCluster::new(&settings.data_dir)?;
                 let lease = cluster.ensure_running()?;
-                let secrets = Secrets::load(&cluster.secrets_path())?.context("the managed cluster has no secrets file")?;
-                let admin = Endpoint::loopback(lease.port, "postgres", "postgres", &secrets.superuser_password);
-                let owner = admin.with_dbname(DATABASE).with_user(OWNER, &secrets.owner_password);
-                let query = admin.with_dbname(DATABASE).with_user(crate::db::roles::QUERY, &secrets.query_password);
-                let key = settings.context_key.clone().unwrap_or_else(|| secrets.context_key.clone());
-                Ok(Self { context_key: ContextKey::from_hex(&key)?, lease: Some(lease), admin: Some(admin), owner: Some(owner), query, secrets })
+                let secrets = Secrets::load(&cluster.secrets_path())?
+                    .context("the managed cluster has no secrets file")?;
+                let admin = Endpoint::loopback(
+                    lease.port,
+                    "postgres",
+                    "postgres",
+                    &secrets.superuser_password,
+                );
+                let owner = admin
+                    .with_dbname(DATABASE)
+                    .with_user(OWNER, &secrets.owner_password);
+                let query = admin
+                    .with_dbname(DATABASE)
+                    .with_user(crate::db::roles::QUERY, &secrets.query_password);
+                let key = settings
+                    .context_key
+                    .clone()
+                    .unwrap_or_else(|| secrets.context_key.clone());
+                Ok(Self {
+                    data_dir: settings.data_dir.clone(),
+                    context_key: ContextKey::from_hex(&key)?,
+                    lease: Some(lease),
+                    admin: Some(admin),
+                    owner: Some(owner),
+                    query,
+                    secrets,
+                })
             }
             DatabaseSource::External { serve, admin } => {
                 let path = settings.data_dir.join("secrets.toml");
@@ -65,8 +91,12 @@ impl Database {
                 if query.password.is_none() && query.user == crate::db::roles::QUERY {
                     query.password = Some(secrets.query_password.clone());
                 }
-                let owner = admin.as_ref().map(|a| a.with_dbname(&serve.dbname).with_user(OWNER, &secrets.owner_password));
+                let owner = admin.as_ref().map(|a| {
+                    a.with_dbname(&serve.dbname)
+                        .with_user(OWNER, &secrets.owner_password)
+                });
                 Ok(Self {
+                    data_dir: settings.data_dir.clone(),
                     context_key: ContextKey::from_hex(&secrets.context_key)?,
                     lease: None,
                     admin: admin.as_deref().cloned(),
@@ -101,6 +131,21 @@ impl Database {
         migrate::migrate(self.endpoint(Role::Owner)?, &self.secrets_context_key()).await
     }
 
+    /// An exclusive lock on `provision.lock` in the data directory, held while creating or seeding.
+    pub async fn provisioning_turn(&self) -> Result<std::fs::File> {
+        let path = self.data_dir.join("provision.lock");
+        tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
+            let f = std::fs::File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            f.lock()?;
+            Ok(f)
+        })
+        .await?
+    }
+
     fn secrets_context_key(&self) -> String {
         self.secrets.context_key.clone()
     }
@@ -117,7 +162,10 @@ impl Database {
         }
         let started = Instant::now();
         let spinner = bar(progress, 1);
-        spinner.set_message(format!("generating {} customers (seed {})", options.customers, options.seed));
+        spinner.set_message(format!(
+            "generating {} customers (seed {})",
+            options.customers, options.seed
+        ));
         let (tables, sum) = tokio::task::spawn_blocking(move || {
             let data = Dataset::generate(options);
             let tables = encode(&data);
@@ -132,14 +180,22 @@ impl Database {
         let pb = bar(progress, load::steps(tables.len()));
         load::load(self.endpoint(Role::Owner)?, &tables, options, &sum, &pb).await?;
         pb.finish_and_clear();
-        Ok(SeedReport { options, checksum: sum, rows, generate, load: loading.elapsed() })
+        Ok(SeedReport {
+            options,
+            checksum: sum,
+            rows,
+            generate,
+            load: loading.elapsed(),
+        })
     }
 
     /// Makes the database ready to serve: schema current and a dataset loaded (full scale when missing).
+    /// Processes sharing the data directory take turns, so only the first one creates and seeds.
     pub async fn ensure_ready(&self, progress: bool) -> Result<Option<SeedReport>> {
         if self.owner.is_none() {
             return Ok(None); // external, serve-only: the operator provisions it
         }
+        let _turn = self.provisioning_turn().await?;
         self.init().await?;
         if self.status().await?.is_seeded() {
             return Ok(None);

@@ -79,9 +79,13 @@ pub struct ClusterLease {
 
 impl ManagedCluster {
     pub fn new(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let root = data_dir.canonicalize()?;
-        Ok(Self { root, bins: Binaries::locate()? })
+        Ok(Self {
+            root,
+            bins: Binaries::locate()?,
+        })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -117,14 +121,22 @@ impl ManagedCluster {
             return ClusterState::NotInitialized;
         }
         match pidfile::read(&self.pgdata()) {
-            PidFile::Live(pm) if pm.status == "ready" => ClusterState::Running { pid: pm.pid, port: pm.port },
+            PidFile::Live(pm) if pm.status == "ready" => ClusterState::Running {
+                pid: pm.pid,
+                port: pm.port,
+            },
             _ => ClusterState::Stopped,
         }
     }
 
     fn lock(&self, name: &str) -> Result<File> {
         let path = self.root.join(name);
-        File::options().create(true).truncate(false).write(true).open(&path).with_context(|| format!("cannot open {}", path.display()))
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))
     }
 
     /// Initialises the cluster if needed, starts it if it is not running, and leases it to this process.
@@ -144,7 +156,8 @@ impl ManagedCluster {
             ),
             PidFile::Stale => {
                 tracing::warn!("removing a stale postmaster.pid left by a crashed cluster");
-                std::fs::remove_file(pidfile::path(&self.pgdata())).context("cannot remove the stale postmaster.pid")?;
+                std::fs::remove_file(pidfile::path(&self.pgdata()))
+                    .context("cannot remove the stale postmaster.pid")?;
                 (self.start()?, true)
             }
             PidFile::Absent => (self.start()?, true),
@@ -152,7 +165,12 @@ impl ManagedCluster {
         let lease = self.lock("lease.lock")?;
         lease.lock_shared()?;
         drop(guard);
-        Ok(ClusterLease { cluster: self.clone(), port, started, lease: Some(lease) })
+        Ok(ClusterLease {
+            cluster: self.clone(),
+            port,
+            started,
+            lease: Some(lease),
+        })
     }
 
     fn initdb(&self) -> Result<()> {
@@ -160,22 +178,26 @@ impl ManagedCluster {
         let pgdata = self.pgdata();
         if pgdata.exists() {
             // A half-made cluster from an interrupted initdb: it holds nothing worth keeping.
-            std::fs::remove_dir_all(&pgdata).context("cannot clear an incomplete cluster directory")?;
+            std::fs::remove_dir_all(&pgdata)
+                .context("cannot clear an incomplete cluster directory")?;
         }
         self.bins.make_private_dir(&pgdata)?;
         let pwfile = self.root.join(".initdb-pw");
         std::fs::write(&pwfile, &secrets.superuser_password)?;
         self.bins.give(&pwfile)?;
         let mut cmd = self.bins.command("initdb");
-        cmd.arg("-D").arg(&pgdata).arg(format!("--pwfile={}", pwfile.display())).args([
-            "-U",
-            "postgres",
-            "--auth-local=scram-sha-256",
-            "--auth-host=scram-sha-256",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-instructions",
-        ]);
+        cmd.arg("-D")
+            .arg(&pgdata)
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ]);
         let result = run(cmd, "initdb");
         let _ = std::fs::remove_file(&pwfile);
         result?;
@@ -190,12 +212,23 @@ impl ManagedCluster {
     /// Starts the postmaster on a free loopback port (the previous one when it is still free).
     fn start(&self) -> Result<u16> {
         self.bins.make_private_dir(&self.socket_dir())?;
-        self.bins.make_private_dir(&self.log_file().with_file_name(""))?;
+        self.clear_stale_sockets()?;
+        self.bins
+            .make_private_dir(&self.log_file().with_file_name(""))?;
         let port_file = self.root.join("port");
-        let previous = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse::<u16>().ok());
-        let port = previous.filter(|p| port_is_free(*p)).map_or_else(free_port, Ok)?;
+        let previous = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u16>().ok());
+        let port = previous
+            .filter(|p| port_is_free(*p))
+            .map_or_else(free_port, Ok)?;
         let socket_dir = self.socket_dir();
-        let socket = if socket_dir.join(format!(".s.PGSQL.{port}")).as_os_str().len() <= MAX_SOCKET_PATH {
+        let socket = if socket_dir
+            .join(format!(".s.PGSQL.{port}"))
+            .as_os_str()
+            .len()
+            <= MAX_SOCKET_PATH
+        {
             socket_dir.to_string_lossy().into_owned()
         } else {
             String::new()
@@ -211,10 +244,28 @@ impl ManagedCluster {
             .args(["-w", "-t", START_TIMEOUT_SECS, "-o"])
             .arg(format!("-p {port} -k '{socket}'"))
             .arg("start");
-        run(cmd, "pg_ctl start").with_context(|| format!("PostgreSQL did not start; see {}", self.log_file().display()))?;
+        run(cmd, "pg_ctl start").with_context(|| {
+            format!(
+                "PostgreSQL did not start; see {}",
+                self.log_file().display()
+            )
+        })?;
         std::fs::write(&port_file, port.to_string())?;
         tracing::info!(port, "started the managed PostgreSQL cluster");
         Ok(port)
+    }
+
+    /// Removes socket and socket-lock files a crashed postmaster left in the private socket directory. Only
+    /// called while holding `cluster.lock` with no live postmaster for this cluster, so none of them is in use;
+    /// a leftover lock file naming a pid that still exists (a zombie, or a reused pid) would block the start.
+    fn clear_stale_sockets(&self) -> Result<()> {
+        for entry in std::fs::read_dir(self.socket_dir())?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".s.PGSQL.") {
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Stops the cluster if it runs. Returns whether it was running.
@@ -229,7 +280,9 @@ impl ManagedCluster {
         match pidfile::read(&self.pgdata()) {
             PidFile::Live(_) => {
                 let mut cmd = self.bins.command("pg_ctl");
-                cmd.arg("-D").arg(self.pgdata()).args(["-m", "fast", "-w", "-t", "120", "stop"]);
+                cmd.arg("-D")
+                    .arg(self.pgdata())
+                    .args(["-m", "fast", "-w", "-t", "120", "stop"]);
                 run(cmd, "pg_ctl stop")?;
                 tracing::info!("stopped the managed PostgreSQL cluster");
                 Ok(true)
@@ -246,7 +299,10 @@ impl ManagedCluster {
 
     /// Keeps the cluster running after this process exits (until `db stop`).
     pub fn pin(&self) -> Result<()> {
-        std::fs::write(self.pin_file(), b"started by `zava-mcp db start`; removed by `zava-mcp db stop`\n")?;
+        std::fs::write(
+            self.pin_file(),
+            b"started by `zava-mcp db start`; removed by `zava-mcp db stop`\n",
+        )?;
         Ok(())
     }
 
@@ -259,7 +315,8 @@ impl ManagedCluster {
         self.stop()?;
         for path in [self.pgdata(), self.socket_dir(), self.root.join("log")] {
             if path.exists() {
-                std::fs::remove_dir_all(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
             }
         }
         for file in ["secrets.toml", "port", "pinned"] {

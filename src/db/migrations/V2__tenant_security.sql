@@ -115,19 +115,19 @@ $$;
 -- Tenant data. `(SELECT f())` makes each function an InitPlan: evaluated once per query, not once per row.
 CREATE POLICY tenant_read ON retail.orders FOR SELECT TO PUBLIC USING (
     (SELECT zava_private.tenant_is_head_office())
-    OR store_id = ANY ((SELECT zava_private.tenant_store_ids())));
+    OR store_id = ANY ((SELECT zava_private.tenant_store_ids())::integer[]));
 
 CREATE POLICY tenant_read ON retail.order_items FOR SELECT TO PUBLIC USING (
     (SELECT zava_private.tenant_is_head_office())
-    OR store_id = ANY ((SELECT zava_private.tenant_store_ids())));
+    OR store_id = ANY ((SELECT zava_private.tenant_store_ids())::integer[]));
 
 CREATE POLICY tenant_read ON retail.inventory FOR SELECT TO PUBLIC USING (
     (SELECT zava_private.tenant_is_head_office())
-    OR store_id = ANY ((SELECT zava_private.tenant_store_ids())));
+    OR store_id = ANY ((SELECT zava_private.tenant_store_ids())::integer[]));
 
 -- A customer belongs to a store's view if assigned to it or if they ever ordered there (the origin's rule).
 CREATE POLICY tenant_read ON retail.customers FOR SELECT TO PUBLIC USING (
     (SELECT zava_private.tenant_is_head_office())
-    OR primary_store_id = ANY ((SELECT zava_private.tenant_store_ids()))
+    OR primary_store_id = ANY ((SELECT zava_private.tenant_store_ids())::integer[])
     OR customer_id IN (SELECT o.customer_id FROM retail.orders o
-                       WHERE o.store_id = ANY ((SELECT zava_private.tenant_store_ids()))));
+                       WHERE o.store_id = ANY ((SELECT zava_private.tenant_store_ids())::integer[])));

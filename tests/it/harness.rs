@@ -1,0 +1,170 @@
+//! The test harness: one throwaway PostgreSQL cluster per test binary, a fresh database per test.
+//!
+//! The cluster is started through zava-mcp's own `ManagedCluster` in a temporary data directory (a free port,
+//! its own socket directory), bootstrapped, migrated and seeded at a small scale once; that database then serves
+//! as the template every test clones (`CREATE DATABASE ... TEMPLATE`, ~100 ms). At exit the cluster is stopped
+//! and its directory deleted.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio_postgres::{Client, Row};
+use zava_mcp::config::DbSettings;
+use zava_mcp::data::generate::GenOptions;
+use zava_mcp::db::context::{self, ContextKey, SignedContext};
+use zava_mcp::db::endpoint::Endpoint;
+use zava_mcp::db::roles::{DATABASE, OWNER, QUERY, Role};
+use zava_mcp::provision::Database;
+use zava_mcp::tenant::Tenant;
+
+/// Customers in the template dataset: big enough for every store to have orders, small enough to be quick.
+pub const TEMPLATE_CUSTOMERS: u32 = 3_000;
+
+struct Shared {
+    admin: Endpoint,
+    owner: Endpoint,
+    query: Endpoint,
+    key: ContextKey,
+    data_dir: std::path::PathBuf,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(1);
+
+extern "C" fn stop_cluster_at_exit() {
+    if let Some(s) = SHARED.get()
+        && let Ok(c) = zava_mcp::db::cluster::ManagedCluster::new(&s.data_dir)
+    {
+        let _ = c.destroy();
+        let _ = std::fs::remove_dir_all(&s.data_dir);
+    }
+}
+
+fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| {
+        // Its own thread and runtime: tests each run on their own runtime, which must not be nested.
+        std::thread::spawn(|| {
+            let dir = tempfile::Builder::new()
+                .prefix("zava-test-")
+                .tempdir()
+                .expect("temp dir")
+                .keep();
+            make_traversable(&dir);
+            let settings = DbSettings::resolve(dir.clone(), None, None).expect("settings");
+            let db = Database::open(&settings).expect("start the test cluster");
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                db.init().await.expect("init");
+                db.seed(
+                    GenOptions {
+                        seed: 42,
+                        customers: TEMPLATE_CUSTOMERS,
+                    },
+                    false,
+                )
+                .await
+                .expect("seed");
+            });
+            // SAFETY: registering a plain extern "C" function with no captured state.
+            unsafe { libc::atexit(stop_cluster_at_exit) };
+            let owner = db.endpoint(Role::Owner).unwrap().clone();
+            let admin = owner
+                .with_dbname("postgres")
+                .with_user("postgres", &secrets(&dir).superuser_password);
+            Shared {
+                admin,
+                owner,
+                query: db.endpoint(Role::Query).unwrap().clone(),
+                key: db.context_key().clone(),
+                data_dir: dir,
+            }
+        })
+        .join()
+        .expect("test cluster set-up panicked")
+    })
+}
+
+fn secrets(dir: &std::path::Path) -> zava_mcp::db::secrets::Secrets {
+    zava_mcp::db::secrets::Secrets::load(&dir.join("secrets.toml"))
+        .unwrap()
+        .unwrap()
+}
+
+/// When the tests run as root, the postgres user must be able to reach the temp directory.
+pub fn make_traversable(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A fresh copy of the seeded database for one test.
+pub struct TestDb {
+    pub owner: Endpoint,
+    pub query: Endpoint,
+    pub key: ContextKey,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let s = shared();
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::SeqCst)
+        );
+        let admin = s.admin.connect().await.unwrap();
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE {DATABASE} OWNER {OWNER}"
+            ))
+            .await
+            .unwrap();
+        // Database-level privileges live in the shared catalog and are not copied from the template.
+        admin
+            .batch_execute(&format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC; GRANT CONNECT ON DATABASE {name} TO {QUERY};"))
+            .await
+            .unwrap();
+        TestDb {
+            owner: s.owner.with_dbname(&name),
+            query: s.query.with_dbname(&name),
+            key: s.key.clone(),
+        }
+    }
+
+    pub async fn owner(&self) -> Client {
+        self.owner.connect().await.unwrap()
+    }
+
+    /// A plain query-role connection with no tenant context at all.
+    pub async fn query_role(&self) -> Client {
+        self.query.connect().await.unwrap()
+    }
+
+    pub fn context(&self, tenant: &Tenant) -> SignedContext {
+        SignedContext::sign(tenant, &self.key, context::CONTEXT_VALIDITY)
+    }
+
+    /// Runs `sql` as `tenant` inside the server's tenant transaction; errors come back as text.
+    pub async fn as_tenant(&self, tenant: &Tenant, sql: &str) -> Result<Vec<Row>, String> {
+        let mut client = self.query_role().await;
+        let tx = context::begin(&mut client, &self.context(tenant), Duration::from_secs(30))
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.query(sql, &[]).await.map_err(|e| db_error(&e))
+    }
+
+    /// One bigint from the owner's point of view (sees every row).
+    pub async fn owner_count(&self, sql: &str) -> i64 {
+        self.owner().await.query_one(sql, &[]).await.unwrap().get(0)
+    }
+}
+
+pub fn db_error(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_else(|| e.to_string())
+}
+
+pub fn count(rows: &[Row]) -> i64 {
+    rows[0].get(0)
+}
