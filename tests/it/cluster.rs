@@ -7,33 +7,7 @@ use std::time::{Duration, Instant};
 
 use zava_mcp::db::cluster::{ClusterState, ManagedCluster};
 
-use crate::harness::make_traversable;
-
-/// A temporary data directory whose cluster is stopped when the test ends, even when it panics.
-struct DataDir(tempfile::TempDir);
-
-impl DataDir {
-    fn path(&self) -> &std::path::Path {
-        self.0.path()
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        if let Ok(c) = ManagedCluster::new(self.0.path()) {
-            let _ = c.destroy();
-        }
-    }
-}
-
-fn data_dir() -> DataDir {
-    let dir = tempfile::Builder::new()
-        .prefix("zava-cluster-")
-        .tempdir()
-        .unwrap();
-    make_traversable(dir.path());
-    DataDir(dir)
-}
+use crate::harness::data_dir;
 
 fn running(c: &ManagedCluster) -> (i32, u16) {
     match c.state() {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, Row};
 use zava_mcp::config::DbSettings;
 use zava_mcp::data::generate::GenOptions;
+use zava_mcp::db::cluster::ManagedCluster;
 use zava_mcp::db::context::{self, ContextKey, SignedContext};
 use zava_mcp::db::endpoint::Endpoint;
 use zava_mcp::db::roles::{DATABASE, OWNER, QUERY, Role};
@@ -34,7 +35,7 @@ static NEXT_DB: AtomicU32 = AtomicU32::new(1);
 
 extern "C" fn stop_cluster_at_exit() {
     if let Some(s) = SHARED.get()
-        && let Ok(c) = zava_mcp::db::cluster::ManagedCluster::new(&s.data_dir)
+        && let Ok(c) = ManagedCluster::new(&s.data_dir)
     {
         let _ = c.destroy();
         let _ = std::fs::remove_dir_all(&s.data_dir);
@@ -167,4 +168,30 @@ pub fn db_error(e: &tokio_postgres::Error) -> String {
 
 pub fn count(rows: &[Row]) -> i64 {
     rows[0].get(0)
+}
+
+/// A temporary data directory whose cluster is stopped when the test ends, even when it panics.
+pub struct DataDir(tempfile::TempDir);
+
+impl DataDir {
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Ok(c) = ManagedCluster::new(self.0.path()) {
+            let _ = c.destroy();
+        }
+    }
+}
+
+pub fn data_dir() -> DataDir {
+    let dir = tempfile::Builder::new()
+        .prefix("zava-cluster-")
+        .tempdir()
+        .unwrap();
+    make_traversable(dir.path());
+    DataDir(dir)
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Serves zava-mcp on the embedded default, installing what is missing first.
+#
+#   scripts/serve.sh [serve options]
+#
+# On first run this builds zava-mcp, creates a PostgreSQL cluster in ./.zava, loads the full Zava dataset,
+# and serves. Later runs reuse all of it. Set DATABASE_URL to use an existing PostgreSQL server instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+cargo build --release --locked --quiet
+exec target/release/zava-mcp serve "$@"
