@@ -9,5 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-cargo build --release --locked --quiet
+echo "serve: building zava-mcp (the first build takes a few minutes)" >&2
+cargo build --release --locked
 exec target/release/zava-mcp serve "$@"

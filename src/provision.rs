@@ -128,7 +128,7 @@ impl Database {
             "initialising an external database needs an administrator connection: set ZAVA_ADMIN_DATABASE_URL",
         )?;
         bootstrap::bootstrap(admin, &self.query.dbname, &self.secrets).await?;
-        migrate::migrate(self.endpoint(Role::Owner)?, &self.secrets_context_key()).await
+        migrate::migrate(self.endpoint(Role::Owner)?, &self.secrets.context_key).await
     }
 
     /// An exclusive lock on `provision.lock` in the data directory, held while creating or seeding.
@@ -144,10 +144,6 @@ impl Database {
             Ok(f)
         })
         .await?
-    }
-
-    fn secrets_context_key(&self) -> String {
-        self.secrets.context_key.clone()
     }
 
     pub async fn status(&self) -> Result<DatabaseStatus> {

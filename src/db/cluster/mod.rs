@@ -19,7 +19,6 @@ pub mod pidfile;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -353,20 +352,4 @@ fn free_port() -> Result<u16> {
     // pg_ctl then fails with a clear message in the log and the next start picks again.
     let listener = TcpListener::bind(("127.0.0.1", 0)).context("no free loopback port")?;
     Ok(listener.local_addr()?.port())
-}
-
-/// Waits until `f` succeeds or `timeout` passes, for things that become true shortly after a start.
-pub async fn wait_for<T, F, Fut>(timeout: Duration, mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
 }
