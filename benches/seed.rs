@@ -30,10 +30,7 @@ fn main() -> anyhow::Result<()> {
         db.init().await?;
         let owner = db.endpoint(Role::Owner)?.clone();
         let options = GenOptions::default();
-        println!(
-            "full-scale seed: {} customers, seed {}, {RUNS} runs",
-            options.customers, options.seed
-        );
+        println!("full-scale seed: {} customers, seed {}, {RUNS} runs", options.customers, options.seed);
         println!(
             "{:>4} {:>10} {:>10} {:>10} {:>10} {:>12} {:>9}",
             "run", "generate", "encode", "load", "total", "rows/s", "/target"

@@ -43,31 +43,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "ZAVA_DATA_DIR", default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
     pub data_dir: PathBuf,
     /// Use an existing PostgreSQL server instead of the managed cluster (connect as the query role).
-    #[arg(
-        long,
-        global = true,
-        env = "DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(long, global = true, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// An administrator connection to that server, needed only to create roles, the database and the schema.
-    #[arg(
-        long,
-        global = true,
-        env = "ZAVA_ADMIN_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(long, global = true, env = "ZAVA_ADMIN_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub admin_database_url: Option<String>,
     /// Log filter, e.g. `info`, `debug`, `zava_mcp=debug`.
-    #[arg(
-        long,
-        global = true,
-        env = "ZAVA_LOG",
-        default_value = "info",
-        value_name = "FILTER"
-    )]
+    #[arg(long, global = true, env = "ZAVA_LOG", default_value = "info", value_name = "FILTER")]
     pub log: String,
 }
 
@@ -143,14 +125,8 @@ pub fn parse_tenant(s: &str) -> Result<Tenant> {
         return Ok(Tenant::from_uuid(store.manager));
     }
     t.parse::<Tenant>().map_err(|e| {
-        let names: Vec<&str> = STORES
-            .iter()
-            .map(|s| s.name.trim_start_matches("Zava Retail "))
-            .collect();
-        anyhow::anyhow!(
-            "{e}; or use a store name ({}) or head-office",
-            names.join(", ").to_lowercase()
-        )
+        let names: Vec<&str> = STORES.iter().map(|s| s.name.trim_start_matches("Zava Retail ")).collect();
+        anyhow::anyhow!("{e}; or use a store name ({}) or head-office", names.join(", ").to_lowercase())
     })
 }
 
@@ -174,10 +150,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 /// Opens the database on a blocking thread (starting a cluster waits on processes), runs `f`, and always
 /// gives the cluster back.
-async fn with_db<T>(
-    settings: &DbSettings,
-    f: impl AsyncFnOnce(&Database) -> Result<T>,
-) -> Result<T> {
+async fn with_db<T>(settings: &DbSettings, f: impl AsyncFnOnce(&Database) -> Result<T>) -> Result<T> {
     let s = settings.clone();
     let db = tokio::task::spawn_blocking(move || Database::open(&s)).await??;
     let result = f(&db).await;
@@ -194,19 +167,13 @@ async fn serve(settings: &DbSettings) -> Result<()> {
         }
         let status = db.status().await.ok();
         if let Some(s) = status {
-            let orders = s
-                .row_counts
-                .iter()
-                .find(|(t, _)| t == "retail.orders")
-                .map_or(0, |(_, n)| *n);
+            let orders = s.row_counts.iter().find(|(t, _)| t == "retail.orders").map_or(0, |(_, n)| *n);
             tracing::info!(schema = s.schema_version, orders, "database ready");
         }
         // Listen before saying we are ready, so an early Ctrl-C or SIGTERM still shuts down cleanly.
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        tracing::info!(
-            "connect with psql: `zava-mcp db url --role query --as seattle`; press Ctrl-C to stop"
-        );
+        tracing::info!("connect with psql: `zava-mcp db url --role query --as seattle`; press Ctrl-C to stop");
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
@@ -227,23 +194,13 @@ async fn db(settings: &DbSettings, cmd: DbCommand) -> Result<()> {
                 db.init().await
             })
             .await?;
-            println!(
-                "database initialised (schema version {})",
-                crate::db::migrate::latest_version()
-            );
+            println!("database initialised (schema version {})", crate::db::migrate::latest_version());
         }
         DbCommand::Seed(args) => {
             let report = with_db(settings, async |db| {
                 let _turn = db.provisioning_turn().await?;
                 db.init().await?;
-                db.seed(
-                    GenOptions {
-                        seed: args.seed,
-                        customers: args.customers,
-                    },
-                    true,
-                )
-                .await
+                db.seed(GenOptions { seed: args.seed, customers: args.customers }, true).await
             })
             .await?;
             print_seed(&report);
@@ -257,28 +214,17 @@ async fn db(settings: &DbSettings, cmd: DbCommand) -> Result<()> {
             c.pin()?;
             with_db(settings, async |db| db.ensure_ready(true).await.map(|_| ())).await?;
             if let ClusterState::Running { port, pid } = c.state() {
-                println!(
-                    "PostgreSQL is running on 127.0.0.1:{port} (pid {pid}); stop it with `zava-mcp db stop`"
-                );
+                println!("PostgreSQL is running on 127.0.0.1:{port} (pid {pid}); stop it with `zava-mcp db stop`");
             }
         }
         DbCommand::Stop { force } => {
             require_managed(managed)?;
             let c = cluster()?;
             if !force && c.has_other_users()? {
-                bail!(
-                    "other zava-mcp processes are using this cluster; stop them first, or pass --force"
-                );
+                bail!("other zava-mcp processes are using this cluster; stop them first, or pass --force");
             }
             let was_running = c.stop()?;
-            println!(
-                "{}",
-                if was_running {
-                    "PostgreSQL stopped"
-                } else {
-                    "PostgreSQL was not running"
-                }
-            );
+            println!("{}", if was_running { "PostgreSQL stopped" } else { "PostgreSQL was not running" });
         }
         DbCommand::Status => status(settings, managed).await?,
         DbCommand::Url(args) => {
@@ -288,9 +234,7 @@ async fn db(settings: &DbSettings, cmd: DbCommand) -> Result<()> {
             }
             let url = with_db(settings, async |db| url(db, &args)).await?;
             if managed {
-                eprintln!(
-                    "(the managed cluster stays running for this URL; stop it with `zava-mcp db stop`)"
-                );
+                eprintln!("(the managed cluster stays running for this URL; stop it with `zava-mcp db stop`)");
             }
             println!("{url}");
         }
@@ -323,11 +267,7 @@ fn url(db: &Database, args: &UrlArgs) -> Result<String> {
     match (&args.tenant, args.role) {
         (Some(t), Role::Query) => {
             let tenant = parse_tenant(t)?;
-            let ctx = SignedContext::sign(
-                &tenant,
-                db.context_key(),
-                Duration::from_secs(args.valid_minutes * 60),
-            );
+            let ctx = SignedContext::sign(&tenant, db.context_key(), Duration::from_secs(args.valid_minutes * 60));
             endpoint.options = Some(ctx.as_connect_option());
         }
         (Some(_), Role::Owner) => bail!("--as applies to the query role; the owner sees every row"),
@@ -364,17 +304,12 @@ async fn status(settings: &DbSettings, managed: bool) -> Result<()> {
         "schema version: {} of {}{}",
         s.schema_version,
         s.latest_version,
-        if s.is_current() {
-            " (current)"
-        } else {
-            " (run `zava-mcp db init`)"
-        }
+        if s.is_current() { " (current)" } else { " (run `zava-mcp db init`)" }
     );
     match &s.dataset {
-        Some((seed, customers, sum)) => println!(
-            "dataset: seed {seed}, {customers} customers, checksum {}",
-            &sum[..16]
-        ),
+        Some((seed, customers, sum)) => {
+            println!("dataset: seed {seed}, {customers} customers, checksum {}", &sum[..16])
+        }
         None => println!("dataset: none loaded (run `zava-mcp db seed`)"),
     }
     for (table, n) in &s.row_counts {

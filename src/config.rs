@@ -21,10 +21,7 @@ pub enum DatabaseSource {
     Managed,
     /// An existing server. `serve` is what the server connects with (the query role); `admin` is only needed
     /// to create roles, the database and the schema.
-    External {
-        serve: Box<Endpoint>,
-        admin: Option<Box<Endpoint>>,
-    },
+    External { serve: Box<Endpoint>, admin: Option<Box<Endpoint>> },
 }
 
 #[derive(Debug, Clone)]
@@ -42,48 +39,26 @@ fn env(name: &str) -> Option<String> {
 
 impl DbSettings {
     /// Resolves the settings from flags (already merged with their env vars by clap) and the origin's variables.
-    pub fn resolve(
-        data_dir: PathBuf,
-        database_url: Option<String>,
-        admin_url: Option<String>,
-    ) -> Result<Self> {
+    pub fn resolve(data_dir: PathBuf, database_url: Option<String>, admin_url: Option<String>) -> Result<Self> {
         let serve = match database_url {
-            Some(url) => Some(
-                Endpoint::from_url(&url).context("DATABASE_URL (--database-url) is not usable")?,
-            ),
+            Some(url) => Some(Endpoint::from_url(&url).context("DATABASE_URL (--database-url) is not usable")?),
             None => origin_endpoint()?,
         };
         let admin = admin_url
-            .map(|u| {
-                Endpoint::from_url(&u)
-                    .context("ZAVA_ADMIN_DATABASE_URL (--admin-database-url) is not usable")
-            })
+            .map(|u| Endpoint::from_url(&u).context("ZAVA_ADMIN_DATABASE_URL (--admin-database-url) is not usable"))
             .transpose()?;
         let source = match (serve, admin) {
-            (Some(serve), admin) => DatabaseSource::External {
-                serve: Box::new(serve),
-                admin: admin.map(Box::new),
-            },
+            (Some(serve), admin) => DatabaseSource::External { serve: Box::new(serve), admin: admin.map(Box::new) },
             (None, Some(admin)) => {
-                let serve = Endpoint {
-                    password: None,
-                    ..admin.with_dbname(DATABASE)
-                };
+                let serve = Endpoint { password: None, ..admin.with_dbname(DATABASE) };
                 DatabaseSource::External {
-                    serve: Box::new(Endpoint {
-                        user: crate::db::roles::QUERY.into(),
-                        ..serve
-                    }),
+                    serve: Box::new(Endpoint { user: crate::db::roles::QUERY.into(), ..serve }),
                     admin: Some(Box::new(admin)),
                 }
             }
             (None, None) => DatabaseSource::Managed,
         };
-        Ok(Self {
-            data_dir,
-            source,
-            context_key: env("ZAVA_CONTEXT_KEY"),
-        })
+        Ok(Self { data_dir, source, context_key: env("ZAVA_CONTEXT_KEY") })
     }
 }
 

@@ -7,16 +7,9 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> std::process::ExitCode {
     let cli = zava_mcp::cli::Cli::parse();
     // Migration and driver chatter (NOTICEs such as "already exists, skipping") is noise for a person.
-    let directives = format!(
-        "{},refinery=warn,refinery_core=warn,tokio_postgres=warn",
-        cli.global.log
-    );
+    let directives = format!("{},refinery=warn,refinery_core=warn,tokio_postgres=warn", cli.global.log);
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     match zava_mcp::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -43,34 +43,18 @@ pub struct SeedReport {
 impl Database {
     /// Opens the database (starting the managed cluster if needed) without changing its schema or data.
     pub fn open(settings: &DbSettings) -> Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
         match &settings.source {
             DatabaseSource::Managed => {
                 let cluster = ManagedCluster::new(&settings.data_dir)?;
                 let lease = cluster.ensure_running()?;
-                let secrets = Secrets::load(&cluster.secrets_path())?
-                    .context("the managed cluster has no secrets file")?;
-                let admin = Endpoint::loopback(
-                    lease.port,
-                    "postgres",
-                    "postgres",
-                    &secrets.superuser_password,
-                );
-                let owner = admin
-                    .with_dbname(DATABASE)
-                    .with_user(OWNER, &secrets.owner_password);
-                let query = admin
-                    .with_dbname(DATABASE)
-                    .with_user(crate::db::roles::QUERY, &secrets.query_password);
-                let key = settings
-                    .context_key
-                    .clone()
-                    .unwrap_or_else(|| secrets.context_key.clone());
+                let secrets =
+                    Secrets::load(&cluster.secrets_path())?.context("the managed cluster has no secrets file")?;
+                let admin = Endpoint::loopback(lease.port, "postgres", "postgres", &secrets.superuser_password);
+                let owner = admin.with_dbname(DATABASE).with_user(OWNER, &secrets.owner_password);
+                let query = admin.with_dbname(DATABASE).with_user(crate::db::roles::QUERY, &secrets.query_password);
+                let key = settings.context_key.clone().unwrap_or_else(|| secrets.context_key.clone());
                 Ok(Self {
                     data_dir: settings.data_dir.clone(),
                     context_key: ContextKey::from_hex(&key)?,
@@ -91,10 +75,8 @@ impl Database {
                 if query.password.is_none() && query.user == crate::db::roles::QUERY {
                     query.password = Some(secrets.query_password.clone());
                 }
-                let owner = admin.as_ref().map(|a| {
-                    a.with_dbname(&serve.dbname)
-                        .with_user(OWNER, &secrets.owner_password)
-                });
+                let owner =
+                    admin.as_ref().map(|a| a.with_dbname(&serve.dbname).with_user(OWNER, &secrets.owner_password));
                 Ok(Self {
                     data_dir: settings.data_dir.clone(),
                     context_key: ContextKey::from_hex(&secrets.context_key)?,
@@ -135,11 +117,7 @@ impl Database {
     pub async fn provisioning_turn(&self) -> Result<std::fs::File> {
         let path = self.data_dir.join("provision.lock");
         tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
-            let f = std::fs::File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)?;
+            let f = std::fs::File::options().create(true).truncate(false).write(true).open(&path)?;
             f.lock()?;
             Ok(f)
         })
@@ -158,10 +136,7 @@ impl Database {
         }
         let started = Instant::now();
         let spinner = bar(progress, 1);
-        spinner.set_message(format!(
-            "generating {} customers (seed {})",
-            options.customers, options.seed
-        ));
+        spinner.set_message(format!("generating {} customers (seed {})", options.customers, options.seed));
         let (tables, sum) = tokio::task::spawn_blocking(move || {
             let data = Dataset::generate(options);
             let tables = encode(&data);
@@ -176,13 +151,7 @@ impl Database {
         let pb = bar(progress, load::steps(tables.len()));
         load::load(self.endpoint(Role::Owner)?, &tables, options, &sum, &pb).await?;
         pb.finish_and_clear();
-        Ok(SeedReport {
-            options,
-            checksum: sum,
-            rows,
-            generate,
-            load: loading.elapsed(),
-        })
+        Ok(SeedReport { options, checksum: sum, rows, generate, load: loading.elapsed() })
     }
 
     /// Makes the database ready to serve: schema current and a dataset loaded (full scale when missing).

@@ -48,20 +48,14 @@ pub enum Tenant {
 pub enum TenantError {
     #[error("the identity is empty; expected a store manager UUID or head office")]
     Empty,
-    #[error(
-        "`{0}` is not a UUID; expected a store manager UUID such as f47ac10b-58cc-4372-a567-0e02b2c3d479"
-    )]
+    #[error("`{0}` is not a UUID; expected a store manager UUID such as f47ac10b-58cc-4372-a567-0e02b2c3d479")]
     NotAUuid(String),
 }
 
 impl Tenant {
     /// One store manager (or head office when `id` is the nil UUID).
     pub fn from_uuid(id: Uuid) -> Self {
-        if id == HEAD_OFFICE_ID {
-            Tenant::HeadOffice
-        } else {
-            Tenant::Managers(BTreeSet::from([ManagerId(id)]))
-        }
+        if id == HEAD_OFFICE_ID { Tenant::HeadOffice } else { Tenant::Managers(BTreeSet::from([ManagerId(id)])) }
     }
 
     /// Several managers' stores at once (a regional manager). Head office in the list widens it to everything.
@@ -84,11 +78,7 @@ impl Tenant {
     pub fn scope(&self) -> String {
         match self {
             Tenant::HeadOffice => "*".to_owned(),
-            Tenant::Managers(ids) => ids
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            Tenant::Managers(ids) => ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         }
     }
 }
@@ -98,11 +88,7 @@ impl FromStr for Tenant {
 
     /// Parses one UUID, or several separated by commas (a regional manager).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<&str> = s
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect();
+        let parts: Vec<&str> = s.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
         if parts.is_empty() {
             return Err(TenantError::Empty);
         }
@@ -129,35 +115,20 @@ mod tests {
 
     #[test]
     fn nil_uuid_is_head_office() {
-        assert_eq!(
-            "00000000-0000-0000-0000-000000000000".parse::<Tenant>(),
-            Ok(Tenant::HeadOffice)
-        );
+        assert_eq!("00000000-0000-0000-0000-000000000000".parse::<Tenant>(), Ok(Tenant::HeadOffice));
     }
 
     #[test]
     fn several_managers_are_one_regional_tenant_in_stable_order() {
-        let t: Tenant =
-            "f47ac10b-58cc-4372-a567-0e02b2c3d479, 6ba7b810-9dad-11d1-80b4-00c04fd430c8"
-                .parse()
-                .unwrap();
-        assert_eq!(
-            t.scope(),
-            "6ba7b810-9dad-11d1-80b4-00c04fd430c8,f47ac10b-58cc-4372-a567-0e02b2c3d479"
-        );
+        let t: Tenant = "f47ac10b-58cc-4372-a567-0e02b2c3d479, 6ba7b810-9dad-11d1-80b4-00c04fd430c8".parse().unwrap();
+        assert_eq!(t.scope(), "6ba7b810-9dad-11d1-80b4-00c04fd430c8,f47ac10b-58cc-4372-a567-0e02b2c3d479");
     }
 
     #[test]
     fn empty_and_malformed_identities_are_refused() {
         assert_eq!("".parse::<Tenant>(), Err(TenantError::Empty));
         assert_eq!(" , ".parse::<Tenant>(), Err(TenantError::Empty));
-        assert!(matches!(
-            "seattle".parse::<Tenant>(),
-            Err(TenantError::NotAUuid(_))
-        ));
-        assert!(matches!(
-            "f47ac10b-58cc-4372-a567-0e02b2c3d479;x".parse::<Tenant>(),
-            Err(TenantError::NotAUuid(_))
-        ));
+        assert!(matches!("seattle".parse::<Tenant>(), Err(TenantError::NotAUuid(_))));
+        assert!(matches!("f47ac10b-58cc-4372-a567-0e02b2c3d479;x".parse::<Tenant>(), Err(TenantError::NotAUuid(_))));
     }
 }

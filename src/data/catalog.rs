@@ -11,42 +11,15 @@ use serde::Deserialize;
 
 /// The catalog files, in category-id order.
 const FILES: [(&str, &str); 9] = [
-    (
-        "hand_tools.toml",
-        include_str!("../../data/catalog/hand_tools.toml"),
-    ),
-    (
-        "power_tools.toml",
-        include_str!("../../data/catalog/power_tools.toml"),
-    ),
-    (
-        "paint_finishes.toml",
-        include_str!("../../data/catalog/paint_finishes.toml"),
-    ),
-    (
-        "hardware.toml",
-        include_str!("../../data/catalog/hardware.toml"),
-    ),
-    (
-        "lumber_building.toml",
-        include_str!("../../data/catalog/lumber_building.toml"),
-    ),
-    (
-        "electrical.toml",
-        include_str!("../../data/catalog/electrical.toml"),
-    ),
-    (
-        "plumbing.toml",
-        include_str!("../../data/catalog/plumbing.toml"),
-    ),
-    (
-        "garden_outdoor.toml",
-        include_str!("../../data/catalog/garden_outdoor.toml"),
-    ),
-    (
-        "storage_organization.toml",
-        include_str!("../../data/catalog/storage_organization.toml"),
-    ),
+    ("hand_tools.toml", include_str!("../../data/catalog/hand_tools.toml")),
+    ("power_tools.toml", include_str!("../../data/catalog/power_tools.toml")),
+    ("paint_finishes.toml", include_str!("../../data/catalog/paint_finishes.toml")),
+    ("hardware.toml", include_str!("../../data/catalog/hardware.toml")),
+    ("lumber_building.toml", include_str!("../../data/catalog/lumber_building.toml")),
+    ("electrical.toml", include_str!("../../data/catalog/electrical.toml")),
+    ("plumbing.toml", include_str!("../../data/catalog/plumbing.toml")),
+    ("garden_outdoor.toml", include_str!("../../data/catalog/garden_outdoor.toml")),
+    ("storage_organization.toml", include_str!("../../data/catalog/storage_organization.toml")),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -100,9 +73,7 @@ impl Catalog {
     /// unit tests below rule out.
     pub fn builtin() -> &'static Catalog {
         static CATALOG: OnceLock<Catalog> = OnceLock::new();
-        CATALOG.get_or_init(|| {
-            Catalog::parse(&FILES).unwrap_or_else(|e| panic!("built-in catalog is invalid: {e}"))
-        })
+        CATALOG.get_or_init(|| Catalog::parse(&FILES).unwrap_or_else(|e| panic!("built-in catalog is invalid: {e}")))
     }
 
     fn parse(files: &[(&str, &str)]) -> Result<Catalog, String> {
@@ -129,28 +100,19 @@ impl Catalog {
         let mut skus = HashSet::new();
         for c in &self.categories {
             if c.seasonal.len() != 12 || c.seasonal.iter().any(|m| m.is_nan() || *m <= 0.0) {
-                return Err(format!(
-                    "{}: seasonal needs 12 positive multipliers",
-                    c.name
-                ));
+                return Err(format!("{}: seasonal needs 12 positive multipliers", c.name));
             }
             if c.code.len() != 2 {
                 return Err(format!("{}: category code must be 2 letters", c.name));
             }
             for t in &c.types {
                 if t.code.len() != 3 || t.products.is_empty() {
-                    return Err(format!(
-                        "{} / {}: type code must be 3 letters, with products",
-                        c.name, t.name
-                    ));
+                    return Err(format!("{} / {}: type code must be 3 letters, with products", c.name, t.name));
                 }
                 for p in &t.products {
                     let words = p.description.split_whitespace().count();
                     if !(25..=60).contains(&words) {
-                        return Err(format!(
-                            "{}: description has {words} words (25-60 expected)",
-                            p.name
-                        ));
+                        return Err(format!("{}: description has {words} words (25-60 expected)", p.name));
                     }
                     if p.cost.is_nan() || p.cost <= 0.0 {
                         return Err(format!("{}: cost must be positive", p.name));
@@ -210,18 +172,9 @@ mod tests {
     fn builtin_catalog_is_complete() {
         let c = Catalog::builtin();
         assert_eq!(c.categories.len(), 9);
-        assert!(
-            c.product_count() >= 400,
-            "only {} products",
-            c.product_count()
-        );
+        assert!(c.product_count() >= 400, "only {} products", c.product_count());
         for cat in &c.categories {
-            assert!(
-                cat.types.len() >= 6,
-                "{} has {} types",
-                cat.name,
-                cat.types.len()
-            );
+            assert!(cat.types.len() >= 6, "{} has {} types", cat.name, cat.types.len());
         }
         let names: Vec<_> = c.categories.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(

@@ -21,12 +21,7 @@ pub struct TableCopy {
 
 impl TableCopy {
     fn new(table: &'static str, columns: &'static str) -> Self {
-        Self {
-            table,
-            columns,
-            rows: 0,
-            text: Vec::new(),
-        }
+        Self { table, columns, rows: 0, text: Vec::new() }
     }
 
     fn row(&mut self, fields: &[&dyn std::fmt::Display]) {
@@ -44,10 +39,7 @@ impl TableCopy {
 
     /// `COPY retail.t (cols) FROM STDIN` for this table.
     pub fn copy_statement(&self) -> String {
-        format!(
-            "COPY {} ({}) FROM STDIN (FORMAT text, FREEZE true)",
-            self.table, self.columns
-        )
+        format!("COPY {} ({}) FROM STDIN (FORMAT text, FREEZE true)", self.table, self.columns)
     }
 }
 
@@ -75,10 +67,7 @@ impl std::fmt::Display for Money {
 /// All tables as COPY text, in an order that satisfies foreign keys.
 pub fn encode(data: &Dataset) -> Vec<TableCopy> {
     let catalog = Catalog::builtin();
-    let mut stores = TableCopy::new(
-        "retail.stores",
-        "store_id, store_name, rls_user_id, is_online",
-    );
+    let mut stores = TableCopy::new("retail.stores", "store_id, store_name, rls_user_id, is_online");
     for (i, s) in STORES.iter().enumerate() {
         stores.row(&[&(i + 1), &s.name, &s.manager, &s.is_online]);
     }
@@ -115,28 +104,16 @@ pub fn encode(data: &Dataset) -> Vec<TableCopy> {
         "customer_id, first_name, last_name, email, phone, primary_store_id, created_at",
     );
     for c in &data.customers {
-        let email =
-            format!("{}.{}.{}@example.com", c.first_name, c.last_name, c.id).to_ascii_lowercase();
+        let email = format!("{}.{}.{}@example.com", c.first_name, c.last_name, c.id).to_ascii_lowercase();
         let phone = format!("({}) {}-{}", c.phone.0, c.phone.1, c.phone.2);
         let created = c.created_at.format("%Y-%m-%d %H:%M:%S");
-        customers.row(&[
-            &c.id,
-            &c.first_name,
-            &c.last_name,
-            &email,
-            &phone,
-            &c.primary_store_id,
-            &created,
-        ]);
+        customers.row(&[&c.id, &c.first_name, &c.last_name, &email, &phone, &c.primary_store_id, &created]);
     }
     let mut inventory = TableCopy::new("retail.inventory", "store_id, product_id, stock_level");
     for s in &data.inventory {
         inventory.row(&[&s.store_id, &s.product_id, &s.stock]);
     }
-    let mut orders = TableCopy::new(
-        "retail.orders",
-        "order_id, customer_id, store_id, order_date",
-    );
+    let mut orders = TableCopy::new("retail.orders", "order_id, customer_id, store_id, order_date");
     for o in &data.orders {
         orders.row(&[&o.id, &o.customer_id, &o.store_id, &o.date]);
     }
@@ -157,9 +134,7 @@ pub fn encode(data: &Dataset) -> Vec<TableCopy> {
             &Money(i.total_cents),
         ]);
     }
-    vec![
-        stores, categories, types, products, customers, inventory, orders, items,
-    ]
+    vec![stores, categories, types, products, customers, inventory, orders, items]
 }
 
 /// SHA-256 over every table's name and COPY text: equal checksums mean byte-identical datasets.
@@ -187,31 +162,19 @@ mod tests {
 
     #[test]
     fn same_seed_gives_byte_identical_data_and_another_seed_does_not() {
-        let small = |seed| {
-            checksum(&encode(&Dataset::generate(GenOptions {
-                seed,
-                customers: 1_500,
-            })))
-        };
+        let small = |seed| checksum(&encode(&Dataset::generate(GenOptions { seed, customers: 1_500 })));
         assert_eq!(small(42), small(42));
         assert_ne!(small(42), small(43));
     }
 
     #[test]
     fn copy_text_has_one_line_per_row_and_the_right_field_count() {
-        let tables = encode(&Dataset::generate(GenOptions {
-            seed: 1,
-            customers: 300,
-        }));
+        let tables = encode(&Dataset::generate(GenOptions { seed: 1, customers: 300 }));
         for t in &tables {
             let fields = t.columns.split(',').count();
             let text = std::str::from_utf8(&t.text).unwrap();
             assert_eq!(text.lines().count(), t.rows, "{}", t.table);
-            assert!(
-                text.lines().all(|l| l.split('\t').count() == fields),
-                "{}",
-                t.table
-            );
+            assert!(text.lines().all(|l| l.split('\t').count() == fields), "{}", t.table);
         }
     }
 }

@@ -27,23 +27,13 @@ impl GenOptions {
 
 impl Default for GenOptions {
     fn default() -> Self {
-        Self {
-            seed: Self::DEFAULT_SEED,
-            customers: Self::FULL_SCALE_CUSTOMERS,
-        }
+        Self { seed: Self::DEFAULT_SEED, customers: Self::FULL_SCALE_CUSTOMERS }
     }
 }
 
 /// Order years and their relative weights: steady growth with a dip in 2023.
-pub const YEAR_WEIGHTS: [(i32, f64); 7] = [
-    (2020, 1.0),
-    (2021, 1.1),
-    (2022, 1.21),
-    (2023, 1.15),
-    (2024, 1.265),
-    (2025, 1.392),
-    (2026, 1.531),
-];
+pub const YEAR_WEIGHTS: [(i32, f64); 7] =
+    [(2020, 1.0), (2021, 1.1), (2022, 1.21), (2023, 1.15), (2024, 1.265), (2025, 1.392), (2026, 1.531)];
 /// Base orders per customer (0-5) before the store's frequency multiplier.
 const BASE_ORDER_WEIGHTS: [f64; 6] = [20.0, 40.0, 20.0, 10.0, 7.0, 3.0];
 /// Items per order (1-5).
@@ -112,14 +102,7 @@ impl Dataset {
         let orders = orders(&mut s, options.customers);
         let items = items(&mut s, catalog, &products, &orders);
         let inventory = inventory(&mut s, catalog, &products);
-        Dataset {
-            options,
-            products,
-            customers,
-            orders,
-            items,
-            inventory,
-        }
+        Dataset { options, products, customers, orders, items, inventory }
     }
 }
 
@@ -130,20 +113,13 @@ fn store_weights() -> Weighted {
 fn customers(s: &mut Sampler, n: u32) -> Vec<Customer> {
     let names = Names::builtin();
     let stores = store_weights();
-    let year_start = NaiveDate::from_ymd_opt(2019, 1, 1)
-        .expect("valid date")
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight");
+    let year_start = NaiveDate::from_ymd_opt(2019, 1, 1).expect("valid date").and_hms_opt(0, 0, 0).expect("midnight");
     (1..=n)
         .map(|id| Customer {
             id,
             first_name: names.first[s.index(names.first.len())],
             last_name: names.last[s.index(names.last.len())],
-            phone: (
-                s.int(200, 999) as u16,
-                s.int(200, 999) as u16,
-                s.int(1000, 9999) as u16,
-            ),
+            phone: (s.int(200, 999) as u16, s.int(200, 999) as u16, s.int(1000, 9999) as u16),
             primary_store_id: s.pick(&stores) as u32 + 1,
             created_at: year_start + chrono::Duration::seconds(s.int(0, 365 * 86_400 - 1)),
         })
@@ -165,12 +141,7 @@ fn orders(s: &mut Sampler, customers: u32) -> Vec<Order> {
             let month = s.int(1, 12) as u32;
             let day = s.int(1, days_in_month(year, month) as i64) as u32;
             let date = NaiveDate::from_ymd_opt(year, month, day).expect("day within month");
-            out.push(Order {
-                id: 0,
-                customer_id,
-                store_id: store as u32 + 1,
-                date,
-            });
+            out.push(Order { id: 0, customer_id, store_id: store as u32 + 1, date });
         }
     }
     out.sort_by_key(|o| o.date); // stable: equal dates keep generation order
@@ -181,49 +152,25 @@ fn orders(s: &mut Sampler, customers: u32) -> Vec<Order> {
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {
-    let next = if month == 12 {
-        NaiveDate::from_ymd_opt(year + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(year, month + 1, 1)
-    };
-    next.expect("valid date")
-        .pred_opt()
-        .expect("valid date")
-        .day()
+    let next =
+        if month == 12 { NaiveDate::from_ymd_opt(year + 1, 1, 1) } else { NaiveDate::from_ymd_opt(year, month + 1, 1) };
+    next.expect("valid date").pred_opt().expect("valid date").day()
 }
 
-fn items(
-    s: &mut Sampler,
-    catalog: &Catalog,
-    products: &[CatalogEntry<'_>],
-    orders: &[Order],
-) -> Vec<OrderItem> {
+fn items(s: &mut Sampler, catalog: &Catalog, products: &[CatalogEntry<'_>], orders: &[Order]) -> Vec<OrderItem> {
     let n_categories = catalog.categories.len();
     let mut by_category: Vec<Vec<usize>> = vec![Vec::new(); n_categories];
     for (i, p) in products.iter().enumerate() {
         by_category[p.category_id as usize - 1].push(i);
     }
-    let seasonal: Vec<Weighted> = (0..12)
-        .map(|m| {
-            Weighted::new(
-                &catalog
-                    .categories
-                    .iter()
-                    .map(|c| c.seasonal[m])
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .collect();
+    let seasonal: Vec<Weighted> =
+        (0..12).map(|m| Weighted::new(&catalog.categories.iter().map(|c| c.seasonal[m]).collect::<Vec<_>>())).collect();
     let item_counts = Weighted::new(&ITEM_COUNT_WEIGHTS);
     let quantities = Weighted::new(&QUANTITY_WEIGHTS);
     let mut out = Vec::with_capacity(orders.len() * 21 / 10);
     for o in orders {
         let month = o.date.month0() as usize;
-        let category = if s.chance(SEASONAL_CATEGORY_P) {
-            s.pick(&seasonal[month])
-        } else {
-            s.index(n_categories)
-        };
+        let category = if s.chance(SEASONAL_CATEGORY_P) { s.pick(&seasonal[month]) } else { s.index(n_categories) };
         let lines = s.pick(&item_counts) + 1;
         for _ in 0..lines {
             let product = if s.chance(SAME_CATEGORY_ITEM_P) {
@@ -234,11 +181,7 @@ fn items(
             let quantity = s.pick(&quantities) as i64 + 1;
             let list = base_price_cents(product.cost_cents);
             let unit = ((list as f64) * s.range(0.8, 1.2)).round() as i64;
-            let discount_percent = if s.chance(DISCOUNT_P) {
-                DISCOUNTS[s.index(DISCOUNTS.len())]
-            } else {
-                0
-            };
+            let discount_percent = if s.chance(DISCOUNT_P) { DISCOUNTS[s.index(DISCOUNTS.len())] } else { 0 };
             let gross = unit * quantity;
             let discount = (gross * discount_percent + 50) / 100;
             out.push(OrderItem {
@@ -258,24 +201,14 @@ fn items(
 }
 
 fn inventory(s: &mut Sampler, catalog: &Catalog, products: &[CatalogEntry<'_>]) -> Vec<StockLevel> {
-    let avg_season: Vec<f64> = catalog
-        .categories
-        .iter()
-        .map(|c| c.seasonal.iter().sum::<f64>() / 12.0)
-        .collect();
+    let avg_season: Vec<f64> = catalog.categories.iter().map(|c| c.seasonal.iter().sum::<f64>() / 12.0).collect();
     let mut out = Vec::with_capacity(STORES.len() * products.len());
     for (si, store) in STORES.iter().enumerate() {
         for p in products {
             let base = s.int(10, 100) as f64;
-            let level = base
-                * store.customer_weight as f64
-                * avg_season[p.category_id as usize - 1]
-                * s.range(0.5, 1.5);
-            out.push(StockLevel {
-                store_id: si as u32 + 1,
-                product_id: p.product_id,
-                stock: (level as i64).max(1),
-            });
+            let level =
+                base * store.customer_weight as f64 * avg_season[p.category_id as usize - 1] * s.range(0.5, 1.5);
+            out.push(StockLevel { store_id: si as u32 + 1, product_id: p.product_id, stock: (level as i64).max(1) });
         }
     }
     out

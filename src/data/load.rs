@@ -42,21 +42,16 @@ pub async fn load(
 ) -> Result<()> {
     let mut client = owner.connect().await?;
     let tx = client.transaction().await?;
-    tx.batch_execute(
-        "SET LOCAL maintenance_work_mem = '512MB'; SET LOCAL synchronous_commit = off",
-    )
-    .await?;
+    tx.batch_execute("SET LOCAL maintenance_work_mem = '512MB'; SET LOCAL synchronous_commit = off").await?;
 
     bar.set_message("dropping indexes and foreign keys");
     let indexes = secondary_indexes(&tx).await?;
     let foreign_keys = foreign_keys(&tx).await?;
     for (table, name, _) in &foreign_keys {
-        tx.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
-            .await?;
+        tx.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}")).await?;
     }
     for (name, _) in &indexes {
-        tx.batch_execute(&format!("DROP INDEX retail.{name}"))
-            .await?;
+        tx.batch_execute(&format!("DROP INDEX retail.{name}")).await?;
     }
     tx.batch_execute(&format!("TRUNCATE {TABLES}")).await?;
     let forced: Vec<String> = tx
@@ -67,16 +62,13 @@ pub async fn load(
         .map(|r| r.get(0))
         .collect();
     for t in &forced {
-        tx.batch_execute(&format!("ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY"))
-            .await?;
+        tx.batch_execute(&format!("ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY")).await?;
     }
     bar.inc(1);
 
     for t in tables {
         bar.set_message(format!("loading {} ({} rows)", t.table, t.rows));
-        copy(&tx, t)
-            .await
-            .with_context(|| format!("loading {} failed", t.table))?;
+        copy(&tx, t).await.with_context(|| format!("loading {} failed", t.table))?;
         bar.inc(1);
     }
     for (table, column) in SEQUENCES {
@@ -89,10 +81,7 @@ pub async fn load(
 
     bar.set_message("restoring foreign keys");
     for (table, name, definition) in &foreign_keys {
-        tx.batch_execute(&format!(
-            "ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
-        ))
-        .await?;
+        tx.batch_execute(&format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")).await?;
     }
     bar.inc(1);
     for (name, definition) in &indexes {
@@ -101,18 +90,13 @@ pub async fn load(
     }
     bar.inc(1);
     for t in &forced {
-        tx.batch_execute(&format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY"))
-            .await?;
+        tx.batch_execute(&format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY")).await?;
     }
     tx.execute(
         "INSERT INTO zava_private.dataset (seed, customers, checksum) VALUES ($1, $2, $3)
          ON CONFLICT (only_row) DO UPDATE SET seed = EXCLUDED.seed, customers = EXCLUDED.customers,
              checksum = EXCLUDED.checksum, loaded_at = now()",
-        &[
-            &(options.seed as i64),
-            &(options.customers as i32),
-            &checksum,
-        ],
+        &[&(options.seed as i64), &(options.customers as i32), &checksum],
     )
     .await?;
     tx.commit().await?;
@@ -161,8 +145,5 @@ async fn foreign_keys(tx: &Transaction<'_>) -> Result<Vec<(String, String, Strin
             &[],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }

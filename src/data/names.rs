@@ -21,10 +21,7 @@ impl Names {
 }
 
 fn lines(text: &'static str) -> Vec<&'static str> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect()
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
 }
 
 #[cfg(test)]
@@ -33,9 +30,11 @@ mod tests {
     fn name_lists_are_large_and_clean() {
         let n = super::Names::builtin();
         assert!(n.first.len() >= 300 && n.last.len() >= 300);
-        assert!(n.first.iter().chain(&n.last).all(|s| {
-            s.chars()
-                .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '\'')
-        }));
+        assert!(
+            n.first
+                .iter()
+                .chain(&n.last)
+                .all(|s| { s.chars().all(|c| c.is_ascii_alphabetic() || c == '-' || c == '\'') })
+        );
     }
 }

@@ -13,9 +13,7 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(seed: u64) -> Self {
-        Self {
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
+        Self { rng: ChaCha8Rng::seed_from_u64(seed) }
     }
 
     /// Uniform in [0, 1).
@@ -71,9 +69,7 @@ impl Weighted {
 
     fn pick(&self, u: f64) -> usize {
         let target = u * self.cumulative[self.cumulative.len() - 1];
-        self.cumulative
-            .partition_point(|c| *c <= target)
-            .min(self.cumulative.len() - 1)
+        self.cumulative.partition_point(|c| *c <= target).min(self.cumulative.len() - 1)
     }
 }
 
@@ -91,11 +87,7 @@ mod tests {
         }
         assert_eq!(counts[2], 0);
         let share = |i: usize| counts[i] as f64 / 100_000.0;
-        assert!(
-            (share(0) - 0.1).abs() < 0.01
-                && (share(1) - 0.3).abs() < 0.01
-                && (share(3) - 0.6).abs() < 0.01
-        );
+        assert!((share(0) - 0.1).abs() < 0.01 && (share(1) - 0.3).abs() < 0.01 && (share(3) - 0.6).abs() < 0.01);
     }
 
     #[test]

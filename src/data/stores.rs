@@ -19,72 +19,21 @@ pub struct StoreSpec {
 
 /// The stores in `store_id` order (1-based ids follow this order).
 pub const STORES: [StoreSpec; 8] = [
-    store(
-        "Zava Retail Seattle",
-        uuid!("f47ac10b-58cc-4372-a567-0e02b2c3d479"),
-        30,
-        3.0,
-    ),
-    store(
-        "Zava Retail Bellevue",
-        uuid!("6ba7b810-9dad-11d1-80b4-00c04fd430c8"),
-        25,
-        2.6,
-    ),
-    store(
-        "Zava Retail Tacoma",
-        uuid!("a1b2c3d4-e5f6-7890-abcd-ef1234567890"),
-        20,
-        2.4,
-    ),
-    store(
-        "Zava Retail Spokane",
-        uuid!("d8e9f0a1-b2c3-4567-8901-234567890abc"),
-        8,
-        2.0,
-    ),
-    store(
-        "Zava Retail Everett",
-        uuid!("3b9ac9fa-cd5e-4b92-a7f2-b8c1d0e9f2a3"),
-        7,
-        1.8,
-    ),
-    store(
-        "Zava Retail Redmond",
-        uuid!("e7f8a9b0-c1d2-3e4f-5678-90abcdef1234"),
-        6,
-        1.6,
-    ),
-    store(
-        "Zava Retail Kirkland",
-        uuid!("9c8b7a65-4321-fed0-9876-543210fedcba"),
-        4,
-        1.4,
-    ),
+    store("Zava Retail Seattle", uuid!("f47ac10b-58cc-4372-a567-0e02b2c3d479"), 30, 3.0),
+    store("Zava Retail Bellevue", uuid!("6ba7b810-9dad-11d1-80b4-00c04fd430c8"), 25, 2.6),
+    store("Zava Retail Tacoma", uuid!("a1b2c3d4-e5f6-7890-abcd-ef1234567890"), 20, 2.4),
+    store("Zava Retail Spokane", uuid!("d8e9f0a1-b2c3-4567-8901-234567890abc"), 8, 2.0),
+    store("Zava Retail Everett", uuid!("3b9ac9fa-cd5e-4b92-a7f2-b8c1d0e9f2a3"), 7, 1.8),
+    store("Zava Retail Redmond", uuid!("e7f8a9b0-c1d2-3e4f-5678-90abcdef1234"), 6, 1.6),
+    store("Zava Retail Kirkland", uuid!("9c8b7a65-4321-fed0-9876-543210fedcba"), 4, 1.4),
     StoreSpec {
         is_online: true,
-        ..store(
-            "Zava Retail Online",
-            uuid!("2f4e6d8c-1a3b-5c7e-9f0a-b2d4f6e8c0a2"),
-            30,
-            3.0,
-        )
+        ..store("Zava Retail Online", uuid!("2f4e6d8c-1a3b-5c7e-9f0a-b2d4f6e8c0a2"), 30, 3.0)
     },
 ];
 
-const fn store(
-    name: &'static str,
-    manager: Uuid,
-    customer_weight: u32,
-    order_frequency: f64,
-) -> StoreSpec {
-    StoreSpec {
-        name,
-        manager,
-        is_online: false,
-        customer_weight,
-        order_frequency,
-    }
+const fn store(name: &'static str, manager: Uuid, customer_weight: u32, order_frequency: f64) -> StoreSpec {
+    StoreSpec { name, manager, is_online: false, customer_weight, order_frequency }
 }
 
 /// The store a manager runs, by the short name people use ("seattle", "online") or the full name.

@@ -45,33 +45,19 @@ const REVOKED_FUNCTIONS: &[&str] = &[
 ];
 
 /// Catalog views that show other sessions' query text or statistics.
-const REVOKED_VIEWS: &[&str] = &[
-    "pg_stat_activity",
-    "pg_stat_statements",
-    "pg_locks",
-    "pg_stat_user_tables",
-    "pg_stat_all_tables",
-];
+const REVOKED_VIEWS: &[&str] =
+    &["pg_stat_activity", "pg_stat_statements", "pg_locks", "pg_stat_user_tables", "pg_stat_all_tables"];
 
 /// Creates or updates the two roles, creates the database, and hardens it. `admin` must be able to create
 /// roles and databases; on the managed cluster it is the superuser.
 pub async fn bootstrap(admin: &Endpoint, database: &str, secrets: &Secrets) -> Result<()> {
     anyhow::ensure!(
-        !database.is_empty()
-            && database
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        !database.is_empty() && database.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
         "the database name `{database}` must be lower-case letters, digits and underscores"
     );
     let client = admin.connect().await?;
     let is_superuser = is_superuser(&client).await?;
-    ensure_role(
-        &client,
-        OWNER,
-        &secrets.owner_password,
-        "NOSUPERUSER NOCREATEROLE NOBYPASSRLS",
-    )
-    .await?;
+    ensure_role(&client, OWNER, &secrets.owner_password, "NOSUPERUSER NOCREATEROLE NOBYPASSRLS").await?;
     ensure_role(
         &client,
         QUERY,
@@ -87,19 +73,12 @@ pub async fn bootstrap(admin: &Endpoint, database: &str, secrets: &Secrets) -> R
         "search_path = retail, public",
         "temp_file_limit = '1GB'",
     ] {
-        client
-            .batch_execute(&format!("ALTER ROLE {QUERY} SET {setting}"))
-            .await?;
+        client.batch_execute(&format!("ALTER ROLE {QUERY} SET {setting}")).await?;
     }
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])
-        .await?
-        .is_some();
+    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database]).await?.is_some();
     if !exists {
         client
-            .batch_execute(&format!(
-                "CREATE DATABASE {database} OWNER {OWNER} ENCODING 'UTF8' TEMPLATE template0"
-            ))
+            .batch_execute(&format!("CREATE DATABASE {database} OWNER {OWNER} ENCODING 'UTF8' TEMPLATE template0"))
             .await?;
     }
     drop(client);
@@ -107,30 +86,16 @@ pub async fn bootstrap(admin: &Endpoint, database: &str, secrets: &Secrets) -> R
 }
 
 async fn is_superuser(client: &Client) -> Result<bool> {
-    Ok(client
-        .query_one(
-            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
-            &[],
-        )
-        .await?
-        .get(0))
+    Ok(client.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await?.get(0))
 }
 
 async fn ensure_role(client: &Client, name: &str, password: &str, attributes: &str) -> Result<()> {
     // Passwords are generated hex strings; check that before putting one in a statement.
-    anyhow::ensure!(
-        password.chars().all(|c| c.is_ascii_alphanumeric()),
-        "role passwords must be alphanumeric"
-    );
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-        .await?
-        .is_some();
+    anyhow::ensure!(password.chars().all(|c| c.is_ascii_alphanumeric()), "role passwords must be alphanumeric");
+    let exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).await?.is_some();
     let verb = if exists { "ALTER" } else { "CREATE" };
     client
-        .batch_execute(&format!(
-            "{verb} ROLE {name} LOGIN {attributes} PASSWORD '{password}'"
-        ))
+        .batch_execute(&format!("{verb} ROLE {name} LOGIN {attributes} PASSWORD '{password}'"))
         .await
         .with_context(|| format!("cannot {} role {name}", verb.to_lowercase()))?;
     Ok(())
@@ -149,10 +114,7 @@ async fn harden(db: &Endpoint, database: &str, is_superuser: bool) -> Result<()>
         .await
         .context("cannot restrict database privileges")?;
     // pgvector is not a trusted extension: only a superuser can create it, so it is made here, not in a migration.
-    if let Err(e) = client
-        .batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
-        .await
-    {
+    if let Err(e) = client.batch_execute("CREATE EXTENSION IF NOT EXISTS vector").await {
         anyhow::bail!(
             "cannot create the pgvector extension ({e}). Install pgvector on the server (scripts/setup.sh does it \
              for a local PostgreSQL 15) and run `zava-mcp db init` as a superuser, or ask one to run \
@@ -187,15 +149,18 @@ async fn harden(db: &Endpoint, database: &str, is_superuser: bool) -> Result<()>
     // Without USAGE on plpgsql the query role cannot run DO blocks (dynamic SQL outside any guard); the
     // owner's SECURITY DEFINER functions still run, because calling a function needs no language privilege.
     client
-        .batch_execute(&format!("REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC; GRANT USAGE ON LANGUAGE plpgsql TO {OWNER};"))
+        .batch_execute(&format!(
+            "REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC; GRANT USAGE ON LANGUAGE plpgsql TO {OWNER};"
+        ))
         .await?;
     for view in REVOKED_VIEWS {
-        let exists = client
-            .query_opt("SELECT 1 FROM pg_views WHERE viewname = $1", &[view])
-            .await?
-            .is_some();
+        let exists = client.query_opt("SELECT 1 FROM pg_views WHERE viewname = $1", &[view]).await?.is_some();
         if exists {
-            client.batch_execute(&format!("REVOKE SELECT ON pg_catalog.{view} FROM PUBLIC; GRANT SELECT ON pg_catalog.{view} TO {OWNER};")).await?;
+            client
+                .batch_execute(&format!(
+                    "REVOKE SELECT ON pg_catalog.{view} FROM PUBLIC; GRANT SELECT ON pg_catalog.{view} TO {OWNER};"
+                ))
+                .await?;
         }
     }
     Ok(())

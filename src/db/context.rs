@@ -30,12 +30,8 @@ impl std::fmt::Debug for ContextKey {
 
 impl ContextKey {
     pub fn from_hex(hex_key: &str) -> Result<Self> {
-        let bytes = hex::decode(hex_key.trim())
-            .map_err(|_| anyhow::anyhow!("the context key must be hex"))?;
-        ensure!(
-            bytes.len() >= 32,
-            "the context key must be at least 32 bytes (64 hex characters)"
-        );
+        let bytes = hex::decode(hex_key.trim()).map_err(|_| anyhow::anyhow!("the context key must be hex"))?;
+        ensure!(bytes.len() >= 32, "the context key must be at least 32 bytes (64 hex characters)");
         Ok(Self(bytes))
     }
 }
@@ -52,18 +48,12 @@ impl std::fmt::Debug for SignedContext {
 
 impl SignedContext {
     pub fn sign(tenant: &Tenant, key: &ContextKey, valid_for: Duration) -> Self {
-        let expiry = (SystemTime::now() + valid_for)
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let expiry = (SystemTime::now() + valid_for).duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let nonce = hex::encode(rand::random::<[u8; 8]>());
         let payload = format!("v1;{};{expiry};{nonce}", tenant.scope());
         let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("HMAC accepts any key length");
         mac.update(payload.as_bytes());
-        Self(format!(
-            "{payload};{}",
-            hex::encode(mac.finalize().into_bytes())
-        ))
+        Self(format!("{payload};{}", hex::encode(mac.finalize().into_bytes())))
     }
 
     /// The raw setting value. Only hex digits, UUID characters and `v1;*,` can appear in it, so it can be
@@ -79,17 +69,8 @@ impl SignedContext {
 }
 
 /// Opens the read-only tenant transaction on `client`.
-pub async fn begin<'a>(
-    client: &'a mut Client,
-    context: &SignedContext,
-    timeout: Duration,
-) -> Result<Transaction<'a>> {
-    debug_assert!(
-        context
-            .0
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b";*,-".contains(&b))
-    );
+pub async fn begin<'a>(client: &'a mut Client, context: &SignedContext, timeout: Duration) -> Result<Transaction<'a>> {
+    debug_assert!(context.0.bytes().all(|b| b.is_ascii_alphanumeric() || b";*,-".contains(&b)));
     let tx = client.build_transaction().read_only(true).start().await?;
     tx.batch_execute(&format!(
         "SET LOCAL zava.tenant = '{}'; SET LOCAL statement_timeout = {}",

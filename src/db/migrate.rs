@@ -13,21 +13,13 @@ mod embedded {
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i32 {
-    embedded::migrations::runner()
-        .get_migrations()
-        .iter()
-        .map(|m| m.version())
-        .max()
-        .unwrap_or(0)
+    embedded::migrations::runner().get_migrations().iter().map(|m| m.version()).max().unwrap_or(0)
 }
 
 /// Applies pending migrations and installs the context key.
 pub async fn migrate(owner: &Endpoint, context_key_hex: &str) -> Result<()> {
     let mut client = owner.connect().await?;
-    let report = embedded::migrations::runner()
-        .run_async(&mut client)
-        .await
-        .context("schema migration failed")?;
+    let report = embedded::migrations::runner().run_async(&mut client).await.context("schema migration failed")?;
     for m in report.applied_migrations() {
         tracing::info!(version = m.version(), name = m.name(), "applied migration");
     }
@@ -44,21 +36,10 @@ pub async fn migrate(owner: &Endpoint, context_key_hex: &str) -> Result<()> {
 
 /// The schema version a database is at (0 when it has none).
 pub async fn current_version(client: &tokio_postgres::Client) -> Result<i32> {
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('public.refinery_schema_history') IS NOT NULL",
-            &[],
-        )
-        .await?
-        .get(0);
+    let exists: bool =
+        client.query_one("SELECT to_regclass('public.refinery_schema_history') IS NOT NULL", &[]).await?.get(0);
     if !exists {
         return Ok(0);
     }
-    Ok(client
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM public.refinery_schema_history",
-            &[],
-        )
-        .await?
-        .get(0))
+    Ok(client.query_one("SELECT coalesce(max(version), 0) FROM public.refinery_schema_history", &[]).await?.get(0))
 }

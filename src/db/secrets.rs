@@ -42,9 +42,9 @@ impl Secrets {
 
     pub fn load(path: &Path) -> Result<Option<Self>> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(toml::from_str(&text).with_context(|| {
-                format!("{} is not a valid secrets file", path.display())
-            })?)),
+            Ok(text) => Ok(Some(
+                toml::from_str(&text).with_context(|| format!("{} is not a valid secrets file", path.display()))?,
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }

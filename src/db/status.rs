@@ -31,26 +31,15 @@ pub async fn read(owner: &Client) -> Result<DatabaseStatus> {
     let mut dataset = None;
     if schema_version > 0 {
         for t in COUNTED {
-            let n: i64 = owner
-                .query_one(&format!("SELECT count(*) FROM retail.{t}"), &[])
-                .await?
-                .get(0);
+            let n: i64 = owner.query_one(&format!("SELECT count(*) FROM retail.{t}"), &[]).await?.get(0);
             row_counts.push((format!("retail.{t}"), n));
         }
         dataset = owner
-            .query_opt(
-                "SELECT seed, customers, checksum FROM zava_private.dataset",
-                &[],
-            )
+            .query_opt("SELECT seed, customers, checksum FROM zava_private.dataset", &[])
             .await?
             .map(|r| (r.get(0), r.get(1), r.get(2)));
     }
-    Ok(DatabaseStatus {
-        schema_version,
-        latest_version: migrate::latest_version(),
-        dataset,
-        row_counts,
-    })
+    Ok(DatabaseStatus { schema_version, latest_version: migrate::latest_version(), dataset, row_counts })
 }
 
 impl DatabaseStatus {

@@ -11,13 +11,7 @@ use crate::harness::data_dir;
 fn zava(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zava-mcp"));
     cmd.arg("--data-dir").arg(dir).args(args);
-    for var in [
-        "DATABASE_URL",
-        "ZAVA_ADMIN_DATABASE_URL",
-        "POSTGRES_DB_HOST",
-        "POSTGRES_DB_PORT",
-        "ZAVA_CONTEXT_KEY",
-    ] {
+    for var in ["DATABASE_URL", "ZAVA_ADMIN_DATABASE_URL", "POSTGRES_DB_HOST", "POSTGRES_DB_PORT", "ZAVA_CONTEXT_KEY"] {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied()).output().unwrap()
@@ -28,29 +22,14 @@ fn stderr(o: &Output) -> String {
 }
 
 /// Arguments, environment, and a word the error must contain.
-type Case = (
-    &'static [&'static str],
-    &'static [(&'static str, &'static str)],
-    &'static str,
-);
+type Case = (&'static [&'static str], &'static [(&'static str, &'static str)], &'static str);
 
 #[test]
 fn bad_settings_and_arguments_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [Case; 5] = [
-        (
-            &["db", "status"],
-            &[
-                ("POSTGRES_DB_HOST", "localhost"),
-                ("POSTGRES_DB_PORT", "eighty"),
-            ],
-            "POSTGRES_DB_PORT",
-        ),
-        (
-            &["db", "status"],
-            &[("DATABASE_URL", "mysql://nope")],
-            "DATABASE_URL",
-        ),
+        (&["db", "status"], &[("POSTGRES_DB_HOST", "localhost"), ("POSTGRES_DB_PORT", "eighty")], "POSTGRES_DB_PORT"),
+        (&["db", "status"], &[("DATABASE_URL", "mysql://nope")], "DATABASE_URL"),
         (&["db", "seed", "--customers", "0"], &[], "--customers"),
         (
             &["db", "url", "--role", "query", "--as", "tacomaa"],
@@ -74,36 +53,21 @@ fn an_external_server_is_provisioned_through_an_admin_url_and_served_with_the_qu
     let server_dir = data_dir();
     let server = ManagedCluster::new(server_dir.path()).unwrap();
     let lease = server.ensure_running().unwrap();
-    let superuser = Secrets::load(&server.secrets_path())
-        .unwrap()
-        .unwrap()
-        .superuser_password;
-    let admin_url = format!(
-        "postgresql://postgres:{superuser}@127.0.0.1:{}/postgres",
-        lease.port
-    );
+    let superuser = Secrets::load(&server.secrets_path()).unwrap().unwrap().superuser_password;
+    let admin_url = format!("postgresql://postgres:{superuser}@127.0.0.1:{}/postgres", lease.port);
 
     let app_dir = tempfile::tempdir().unwrap();
     let env = [("ZAVA_ADMIN_DATABASE_URL", admin_url.as_str())];
     let seed = zava(app_dir.path(), &["db", "seed", "--customers", "400"], &env);
     assert!(seed.status.success(), "{}", stderr(&seed));
-    assert!(
-        !app_dir.path().join("pg").exists(),
-        "an external database must not start a managed cluster"
-    );
+    assert!(!app_dir.path().join("pg").exists(), "an external database must not start a managed cluster");
 
-    let url = zava(
-        app_dir.path(),
-        &["db", "url", "--role", "query", "--as", "seattle"],
-        &env,
-    );
+    let url = zava(app_dir.path(), &["db", "url", "--role", "query", "--as", "seattle"], &env);
     assert!(url.status.success(), "{}", stderr(&url));
     let url = String::from_utf8(url.stdout).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let stores: Vec<i32> = rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url.trim(), tokio_postgres::NoTls)
-            .await
-            .unwrap();
+        let (client, conn) = tokio_postgres::connect(url.trim(), tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
         client
             .query("SELECT DISTINCT store_id FROM retail.orders", &[])
@@ -117,12 +81,7 @@ fn an_external_server_is_provisioned_through_an_admin_url_and_served_with_the_qu
 
     let status = zava(app_dir.path(), &["db", "status"], &env);
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(
-        status.status.success()
-            && text.contains("database: external")
-            && text.contains("400 customers"),
-        "{text}"
-    );
+    assert!(status.status.success() && text.contains("database: external") && text.contains("400 customers"), "{text}");
     lease.release().unwrap();
     server.destroy().unwrap();
 }

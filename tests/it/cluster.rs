@@ -66,11 +66,7 @@ fn a_killed_postmaster_is_recovered_on_the_next_start() {
     let c = ManagedCluster::new(dir.path()).unwrap();
     let lease = c.ensure_running().unwrap();
     let (pid, _) = running(&c);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     drop(lease);
     // Wait for the postmaster's children to notice and exit (they hold its shared memory).
     let pgdata = dir.path().canonicalize().unwrap().join("pg");
@@ -94,21 +90,13 @@ fn backends_alive(pgdata: &std::path::Path) -> bool {
 
 fn zava(dir: &std::path::Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zava-mcp"));
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("POSTGRES_DB_HOST");
+    cmd.arg("--data-dir").arg(dir).args(args).env_remove("DATABASE_URL").env_remove("POSTGRES_DB_HOST");
     cmd
 }
 
 /// Starts `zava-mcp serve` and waits until it says it is ready.
 fn serve(dir: &std::path::Path) -> Child {
-    let mut child = zava(dir, &["serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = zava(dir, &["serve"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     loop {
@@ -124,11 +112,7 @@ fn serve(dir: &std::path::Path) -> Child {
 }
 
 fn interrupt(mut child: Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     assert!(child.wait().unwrap().success());
 }
 
@@ -140,24 +124,11 @@ fn two_processes_share_one_cluster_and_a_tenant_url_sees_one_store() {
     let c = ManagedCluster::new(dir.path()).unwrap();
     let (pid, _) = running(&c);
     interrupt(b);
-    assert_eq!(
-        running(&c).0,
-        pid,
-        "the second process stopped the cluster the first still uses"
-    );
+    assert_eq!(running(&c).0, pid, "the second process stopped the cluster the first still uses");
 
     // The URL a person gives to psql: as Redmond's manager it sees Redmond's orders only.
-    let out = zava(
-        dir.path(),
-        &["db", "url", "--role", "query", "--as", "redmond"],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = zava(dir.path(), &["db", "url", "--role", "query", "--as", "redmond"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let url = String::from_utf8(out.stdout).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (seen, redmond, stores) = rt.block_on(async {
@@ -175,21 +146,14 @@ fn two_processes_share_one_cluster_and_a_tenant_url_sees_one_store() {
             .get(0);
         (seen, redmond, stores)
     });
-    assert!(
-        redmond > 1000,
-        "full-scale data expected, Redmond has {redmond} orders"
-    );
+    assert!(redmond > 1000, "full-scale data expected, Redmond has {redmond} orders");
     assert_eq!((seen, stores), (redmond, 1));
 
     interrupt(a);
     // `db url` pinned the cluster for the person's psql session; `db stop` ends it.
     assert_eq!(running(&c).0, pid);
     let stop = zava(dir.path(), &["db", "stop"]).output().unwrap();
-    assert!(
-        stop.status.success(),
-        "{}",
-        String::from_utf8_lossy(&stop.stderr)
-    );
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
     assert_eq!(c.state(), ClusterState::Stopped);
     c.destroy().unwrap();
 }

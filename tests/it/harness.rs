@@ -46,33 +46,19 @@ fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
         // Its own thread and runtime: tests each run on their own runtime, which must not be nested.
         std::thread::spawn(|| {
-            let dir = tempfile::Builder::new()
-                .prefix("zava-test-")
-                .tempdir()
-                .expect("temp dir")
-                .keep();
+            let dir = tempfile::Builder::new().prefix("zava-test-").tempdir().expect("temp dir").keep();
             make_traversable(&dir);
             let settings = DbSettings::resolve(dir.clone(), None, None).expect("settings");
             let db = Database::open(&settings).expect("start the test cluster");
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             rt.block_on(async {
                 db.init().await.expect("init");
-                db.seed(
-                    GenOptions {
-                        seed: 42,
-                        customers: TEMPLATE_CUSTOMERS,
-                    },
-                    false,
-                )
-                .await
-                .expect("seed");
+                db.seed(GenOptions { seed: 42, customers: TEMPLATE_CUSTOMERS }, false).await.expect("seed");
             });
             // SAFETY: registering a plain extern "C" function with no captured state.
             unsafe { libc::atexit(stop_cluster_at_exit) };
             let owner = db.endpoint(Role::Owner).unwrap().clone();
-            let admin = owner
-                .with_dbname("postgres")
-                .with_user("postgres", &secrets(&dir).superuser_password);
+            let admin = owner.with_dbname("postgres").with_user("postgres", &secrets(&dir).superuser_password);
             Shared {
                 admin,
                 owner,
@@ -87,9 +73,7 @@ fn shared() -> &'static Shared {
 }
 
 fn secrets(dir: &std::path::Path) -> zava_mcp::db::secrets::Secrets {
-    zava_mcp::db::secrets::Secrets::load(&dir.join("secrets.toml"))
-        .unwrap()
-        .unwrap()
+    zava_mcp::db::secrets::Secrets::load(&dir.join("secrets.toml")).unwrap().unwrap()
 }
 
 /// When the tests run as root, the postgres user must be able to reach the temp directory.
@@ -108,28 +92,17 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> TestDb {
         let s = shared();
-        let name = format!(
-            "t{}_{}",
-            std::process::id(),
-            NEXT_DB.fetch_add(1, Ordering::SeqCst)
-        );
+        let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
         let admin = s.admin.connect().await.unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {DATABASE} OWNER {OWNER}")).await.unwrap();
+        // Database-level privileges live in the shared catalog and are not copied from the template.
         admin
             .batch_execute(&format!(
-                "CREATE DATABASE {name} TEMPLATE {DATABASE} OWNER {OWNER}"
+                "REVOKE ALL ON DATABASE {name} FROM PUBLIC; GRANT CONNECT ON DATABASE {name} TO {QUERY};"
             ))
             .await
             .unwrap();
-        // Database-level privileges live in the shared catalog and are not copied from the template.
-        admin
-            .batch_execute(&format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC; GRANT CONNECT ON DATABASE {name} TO {QUERY};"))
-            .await
-            .unwrap();
-        TestDb {
-            owner: s.owner.with_dbname(&name),
-            query: s.query.with_dbname(&name),
-            key: s.key.clone(),
-        }
+        TestDb { owner: s.owner.with_dbname(&name), query: s.query.with_dbname(&name), key: s.key.clone() }
     }
 
     pub async fn owner(&self) -> Client {
@@ -156,14 +129,17 @@ impl TestDb {
 
     /// One bigint from the owner's point of view (sees every row).
     pub async fn owner_count(&self, sql: &str) -> i64 {
-        self.owner().await.query_one(sql, &[]).await.unwrap().get(0)
+        scalar(&self.owner().await, sql).await
     }
 }
 
 pub fn db_error(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.message().to_owned())
-        .unwrap_or_else(|| e.to_string())
+    e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string())
+}
+
+/// The single value of a one-row, one-column query.
+pub async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(client: &Client, sql: &str) -> T {
+    client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("`{sql}`: {e}")).get(0)
 }
 
 pub fn count(rows: &[Row]) -> i64 {
@@ -188,10 +164,7 @@ impl Drop for DataDir {
 }
 
 pub fn data_dir() -> DataDir {
-    let dir = tempfile::Builder::new()
-        .prefix("zava-cluster-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix("zava-cluster-").tempdir().unwrap();
     make_traversable(dir.path());
     DataDir(dir)
 }

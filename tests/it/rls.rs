@@ -6,7 +6,7 @@ use uuid::Uuid;
 use zava_mcp::data::stores::STORES;
 use zava_mcp::tenant::Tenant;
 
-use crate::harness::{TestDb, count};
+use crate::harness::{TestDb, count, scalar};
 
 const TENANT_TABLES: [&str; 3] = ["orders", "order_items", "inventory"];
 
@@ -17,37 +17,19 @@ async fn each_manager_sees_exactly_their_stores_rows() {
         let store_id = i as i32 + 1;
         let tenant = Tenant::from_uuid(store.manager);
         for table in TENANT_TABLES {
-            let expected = db
-                .owner_count(&format!(
-                    "SELECT count(*) FROM retail.{table} WHERE store_id = {store_id}"
-                ))
-                .await;
-            assert!(
-                expected > 0,
-                "{table} has no rows for {} in the test data",
-                store.name
-            );
-            let rows = db
-                .as_tenant(&tenant, &format!("SELECT count(*) FROM retail.{table}"))
-                .await
-                .unwrap();
+            let expected =
+                db.owner_count(&format!("SELECT count(*) FROM retail.{table} WHERE store_id = {store_id}")).await;
+            assert!(expected > 0, "{table} has no rows for {} in the test data", store.name);
+            let rows = db.as_tenant(&tenant, &format!("SELECT count(*) FROM retail.{table}")).await.unwrap();
             assert_eq!(count(&rows), expected, "{} counting {table}", store.name);
             let stores = db
-                .as_tenant(
-                    &tenant,
-                    &format!("SELECT DISTINCT store_id FROM retail.{table}"),
-                )
+                .as_tenant(&tenant, &format!("SELECT DISTINCT store_id FROM retail.{table}"))
                 .await
                 .unwrap()
                 .iter()
                 .map(|r| r.get::<_, i32>(0))
                 .collect::<Vec<_>>();
-            assert_eq!(
-                stores,
-                [store_id],
-                "{} sees other stores in {table}",
-                store.name
-            );
+            assert_eq!(stores, [store_id], "{} sees other stores in {table}", store.name);
         }
     }
 }
@@ -70,24 +52,15 @@ async fn a_manager_sees_customers_assigned_to_or_ordering_at_their_store() {
             .map(|r| r.get(0))
             .collect();
         let seen: BTreeSet<i32> = db
-            .as_tenant(
-                &Tenant::from_uuid(store.manager),
-                "SELECT customer_id FROM retail.customers",
-            )
+            .as_tenant(&Tenant::from_uuid(store.manager), "SELECT customer_id FROM retail.customers")
             .await
             .unwrap()
             .iter()
             .map(|r| r.get(0))
             .collect();
         assert_eq!(seen, expected, "{}", store.name);
-        let total = db
-            .owner_count("SELECT count(*) FROM retail.customers")
-            .await;
-        assert!(
-            (seen.len() as i64) < total,
-            "{} sees every customer",
-            store.name
-        );
+        let total = db.owner_count("SELECT count(*) FROM retail.customers").await;
+        assert!((seen.len() as i64) < total, "{} sees every customer", store.name);
     }
 }
 
@@ -95,16 +68,8 @@ async fn a_manager_sees_customers_assigned_to_or_ordering_at_their_store() {
 async fn head_office_sees_everything() {
     let db = TestDb::new().await;
     for table in ["orders", "order_items", "inventory", "customers"] {
-        let all = db
-            .owner_count(&format!("SELECT count(*) FROM retail.{table}"))
-            .await;
-        let rows = db
-            .as_tenant(
-                &Tenant::HeadOffice,
-                &format!("SELECT count(*) FROM retail.{table}"),
-            )
-            .await
-            .unwrap();
+        let all = db.owner_count(&format!("SELECT count(*) FROM retail.{table}")).await;
+        let rows = db.as_tenant(&Tenant::HeadOffice, &format!("SELECT count(*) FROM retail.{table}")).await.unwrap();
         assert_eq!(count(&rows), all, "{table}");
     }
 }
@@ -113,28 +78,10 @@ async fn head_office_sees_everything() {
 async fn a_regional_manager_sees_the_union_of_their_stores() {
     let db = TestDb::new().await;
     let tenant = Tenant::from_uuids([STORES[1].manager, STORES[5].manager]).unwrap();
-    let rows = db
-        .as_tenant(
-            &tenant,
-            "SELECT DISTINCT store_id FROM retail.orders ORDER BY 1",
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
-        [2, 6]
-    );
-    let expected = db
-        .owner_count("SELECT count(*) FROM retail.order_items WHERE store_id IN (2, 6)")
-        .await;
-    assert_eq!(
-        count(
-            &db.as_tenant(&tenant, "SELECT count(*) FROM retail.order_items")
-                .await
-                .unwrap()
-        ),
-        expected
-    );
+    let rows = db.as_tenant(&tenant, "SELECT DISTINCT store_id FROM retail.orders ORDER BY 1").await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(), [2, 6]);
+    let expected = db.owner_count("SELECT count(*) FROM retail.order_items WHERE store_id IN (2, 6)").await;
+    assert_eq!(count(&db.as_tenant(&tenant, "SELECT count(*) FROM retail.order_items").await.unwrap()), expected);
 }
 
 #[tokio::test]
@@ -144,52 +91,20 @@ async fn no_empty_or_unknown_identity_sees_no_tenant_rows_but_shared_data() {
     let no_context = db.query_role().await;
     for table in ["orders", "order_items", "inventory", "customers"] {
         let sql = format!("SELECT count(*) FROM retail.{table}");
-        assert_eq!(
-            count(&db.as_tenant(&unknown, &sql).await.unwrap()),
-            0,
-            "unknown manager, {table}"
-        );
-        assert_eq!(
-            no_context
-                .query_one(&sql, &[])
-                .await
-                .unwrap()
-                .get::<_, i64>(0),
-            0,
-            "no context, {table}"
-        );
-        let empty = no_context
-            .batch_execute("BEGIN; SET LOCAL zava.tenant = ''")
-            .await
-            .and(Ok(no_context
-                .query_one(&sql, &[])
-                .await
-                .unwrap()
-                .get::<_, i64>(0)));
+        assert_eq!(count(&db.as_tenant(&unknown, &sql).await.unwrap()), 0, "unknown manager, {table}");
+        assert_eq!(scalar::<i64>(&no_context, &sql).await, 0, "no context, {table}");
+        no_context.batch_execute("BEGIN; SET LOCAL zava.tenant = ''").await.unwrap();
+        let empty: i64 = scalar(&no_context, &sql).await;
         no_context.batch_execute("ROLLBACK").await.unwrap();
-        assert_eq!(empty.unwrap(), 0, "empty context, {table}");
+        assert_eq!(empty, 0, "empty context, {table}");
     }
     for (table, n) in [("stores", 8), ("categories", 9)] {
         let sql = format!("SELECT count(*) FROM retail.{table}");
         assert_eq!(count(&db.as_tenant(&unknown, &sql).await.unwrap()), n);
-        assert_eq!(
-            no_context
-                .query_one(&sql, &[])
-                .await
-                .unwrap()
-                .get::<_, i64>(0),
-            n
-        );
+        assert_eq!(scalar::<i64>(&no_context, &sql).await, n);
     }
     let products = db.owner_count("SELECT count(*) FROM retail.products").await;
-    assert_eq!(
-        no_context
-            .query_one("SELECT count(*) FROM retail.products", &[])
-            .await
-            .unwrap()
-            .get::<_, i64>(0),
-        products
-    );
+    assert_eq!(scalar::<i64>(&no_context, "SELECT count(*) FROM retail.products").await, products);
 }
 
 #[tokio::test]
@@ -205,22 +120,18 @@ async fn the_query_role_has_least_privilege() {
         .await
         .unwrap();
     for i in 0..6 {
-        assert!(
-            !row.get::<_, bool>(i),
-            "attribute {i} of the query role is set"
-        );
+        assert!(!row.get::<_, bool>(i), "attribute {i} of the query role is set");
     }
     let owned: i64 = c
-        .query_one("SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(owned, 0, "the query role owns relations");
-    let ro: String = c
-        .query_one("SHOW default_transaction_read_only", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let ro: String = c.query_one("SHOW default_transaction_read_only", &[]).await.unwrap().get(0);
     assert_eq!(ro, "on");
     let forced: i64 = db
         .owner_count(

@@ -10,8 +10,7 @@ use zava_mcp::tenant::Tenant;
 use crate::harness::{TestDb, count};
 
 const SEATTLE: i32 = 1;
-const HEAD_OFFICE_SCOPE: &str =
-    "'v1;*;9999999999;00;0000000000000000000000000000000000000000000000000000000000000000'";
+const HEAD_OFFICE_SCOPE: &str = "'v1;*;9999999999;00;0000000000000000000000000000000000000000000000000000000000000000'";
 
 fn seattle() -> Tenant {
     Tenant::from_uuid(STORES[0].manager)
@@ -23,10 +22,7 @@ async fn only_seattle(db: &TestDb, sql: &str) {
     if let Ok(rows) = db.as_tenant(&seattle(), sql).await {
         for r in &rows {
             let store: Option<i32> = r.get(0);
-            assert!(
-                store.is_none_or(|s| s == SEATTLE),
-                "`{sql}` returned store {store:?}"
-            );
+            assert!(store.is_none_or(|s| s == SEATTLE), "`{sql}` returned store {store:?}");
         }
     }
 }
@@ -71,32 +67,16 @@ async fn a_forged_tampered_expired_or_foreign_context_sees_nothing() {
         foreign.as_str().to_owned(),
     ] {
         // As if SQL had slipped a SET past every other guard (session- and transaction-level).
-        c.batch_execute(&format!("SET zava.tenant = '{forged}'"))
-            .await
-            .unwrap();
+        c.batch_execute(&format!("SET zava.tenant = '{forged}'")).await.unwrap();
         for table in ["orders", "order_items", "inventory", "customers"] {
-            let n: i64 = c
-                .query_one(&format!("SELECT count(*) FROM retail.{table}"), &[])
-                .await
-                .unwrap()
-                .get(0);
+            let n: i64 = c.query_one(&format!("SELECT count(*) FROM retail.{table}"), &[]).await.unwrap().get(0);
             assert_eq!(n, 0, "{table} visible with context {forged}");
         }
     }
     // The genuine context still works on the same connection.
-    c.batch_execute(&format!("SET zava.tenant = '{}'", valid.as_str()))
-        .await
-        .unwrap();
-    let seattle_orders = db
-        .owner_count("SELECT count(*) FROM retail.orders WHERE store_id = 1")
-        .await;
-    assert_eq!(
-        c.query_one("SELECT count(*) FROM retail.orders", &[])
-            .await
-            .unwrap()
-            .get::<_, i64>(0),
-        seattle_orders
-    );
+    c.batch_execute(&format!("SET zava.tenant = '{}'", valid.as_str())).await.unwrap();
+    let seattle_orders = db.owner_count("SELECT count(*) FROM retail.orders WHERE store_id = 1").await;
+    assert_eq!(c.query_one("SELECT count(*) FROM retail.orders", &[]).await.unwrap().get::<_, i64>(0), seattle_orders);
 }
 
 #[tokio::test]
@@ -108,16 +88,10 @@ async fn the_key_and_the_crypto_functions_are_out_of_reach() {
         "SELECT count(*) FROM public.refinery_schema_history",
         "SELECT length(zava_crypto.hmac('x', 'y', 'sha256'))::bigint",
     ] {
-        assert!(
-            db.as_tenant(&seattle(), sql).await.is_err(),
-            "`{sql}` succeeded"
-        );
+        assert!(db.as_tenant(&seattle(), sql).await.is_err(), "`{sql}` succeeded");
     }
     // The context functions themselves only ever answer for the caller.
-    let rows = db
-        .as_tenant(&seattle(), "SELECT zava_private.tenant_store_ids()")
-        .await
-        .unwrap();
+    let rows = db.as_tenant(&seattle(), "SELECT zava_private.tenant_store_ids()").await.unwrap();
     assert_eq!(rows[0].get::<_, Vec<i32>>(0), [SEATTLE]);
 }
 
@@ -125,30 +99,19 @@ async fn the_key_and_the_crypto_functions_are_out_of_reach() {
 async fn role_and_row_security_switches_are_refused() {
     let db = TestDb::new().await;
     let c = db.query_role().await;
-    for stmt in [
-        "SET ROLE zava_owner",
-        "SET SESSION AUTHORIZATION zava_owner",
-        "SET ROLE postgres",
-    ] {
+    for stmt in ["SET ROLE zava_owner", "SET SESSION AUTHORIZATION zava_owner", "SET ROLE postgres"] {
         assert!(c.batch_execute(stmt).await.is_err(), "`{stmt}` succeeded");
     }
     // row_security = off makes PostgreSQL raise instead of filtering: it never returns unfiltered rows.
     c.batch_execute("SET row_security = off").await.unwrap();
-    assert!(
-        c.query("SELECT store_id FROM retail.orders", &[])
-            .await
-            .is_err()
-    );
+    assert!(c.query("SELECT store_id FROM retail.orders", &[]).await.is_err());
 }
 
 #[tokio::test]
 async fn the_query_role_cannot_change_anything() {
     let db = TestDb::new().await;
-    let before = db
-        .owner_count(
-            "SELECT (SELECT count(*) FROM retail.orders) + (SELECT count(*) FROM retail.stores)",
-        )
-        .await;
+    let before =
+        db.owner_count("SELECT (SELECT count(*) FROM retail.orders) + (SELECT count(*) FROM retail.stores)").await;
     let c = db.query_role().await;
     for stmt in [
         "INSERT INTO retail.stores (store_name, rls_user_id) VALUES ('x', '00000000-0000-0000-0000-000000000001')",
@@ -164,23 +127,14 @@ async fn the_query_role_cannot_change_anything() {
         "GRANT SELECT ON zava_private.context_key TO zava_query",
     ] {
         // Even in an explicitly read-write transaction, privileges refuse it.
-        let r = c
-            .batch_execute(&format!("BEGIN READ WRITE; {stmt}; COMMIT"))
-            .await;
+        let r = c.batch_execute(&format!("BEGIN READ WRITE; {stmt}; COMMIT")).await;
         let _ = c.batch_execute("ROLLBACK").await;
         assert!(r.is_err(), "`{stmt}` succeeded");
     }
-    let after = db
-        .owner_count(
-            "SELECT (SELECT count(*) FROM retail.orders) + (SELECT count(*) FROM retail.stores)",
-        )
-        .await;
+    let after =
+        db.owner_count("SELECT (SELECT count(*) FROM retail.orders) + (SELECT count(*) FROM retail.stores)").await;
     assert_eq!(before, after);
-    assert_eq!(
-        db.owner_count("SELECT count(*) FROM pg_class WHERE relname = 'loot'")
-            .await,
-        0
-    );
+    assert_eq!(db.owner_count("SELECT count(*) FROM pg_class WHERE relname = 'loot'").await, 0);
 }
 
 #[tokio::test]
@@ -195,17 +149,11 @@ async fn functions_that_run_sql_or_spy_on_sessions_are_revoked() {
         "SELECT pg_sleep(0)",
         "SELECT count(*) FROM pg_stat_user_tables",
     ] {
-        assert!(
-            db.as_tenant(&seattle(), sql).await.is_err(),
-            "`{sql}` succeeded"
-        );
+        assert!(db.as_tenant(&seattle(), sql).await.is_err(), "`{sql}` succeeded");
     }
     // Column statistics of row-secured tables are hidden from the query role.
     let rows = db
-        .as_tenant(
-            &seattle(),
-            "SELECT count(*) FROM pg_stats WHERE schemaname = 'retail' AND tablename = 'orders'",
-        )
+        .as_tenant(&seattle(), "SELECT count(*) FROM pg_stats WHERE schemaname = 'retail' AND tablename = 'orders'")
         .await;
     assert_eq!(count(&rows.unwrap()), 0);
 }
@@ -214,20 +162,11 @@ async fn functions_that_run_sql_or_spy_on_sessions_are_revoked() {
 async fn committing_inside_the_tenant_transaction_drops_the_context_not_the_isolation() {
     let db = TestDb::new().await;
     let mut client = db.query_role().await;
-    let tx = zava_mcp::db::context::begin(
-        &mut client,
-        &db.context(&seattle()),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let tx = zava_mcp::db::context::begin(&mut client, &db.context(&seattle()), Duration::from_secs(30)).await.unwrap();
     let _ = tx.query("COMMIT", &[]).await;
     // Whatever runs next on this connection has no tenant context at all.
     let n: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM retail.orders WHERE store_id <> 1",
-            &[],
-        )
+        .query_one("SELECT count(*) FROM retail.orders WHERE store_id <> 1", &[])
         .await
         .map(|r| r.get(0))
         .unwrap_or(0);

@@ -52,10 +52,7 @@ impl Binaries {
             }
             None => Command::new(path),
         };
-        cmd.env("LC_ALL", "C")
-            .env_remove("PGDATA")
-            .env_remove("PGPORT")
-            .env_remove("PGHOST");
+        cmd.env("LC_ALL", "C").env_remove("PGDATA").env_remove("PGPORT").env_remove("PGHOST");
         cmd
     }
 
@@ -97,27 +94,17 @@ impl Binaries {
             }
             None => Command::new(program),
         };
-        cmd.args(args)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+        cmd.args(args).status().map(|s| s.success()).unwrap_or(false)
     }
 }
 
 /// Runs a command to completion; on failure the error carries its output so a person can act on it.
 pub fn run(mut cmd: Command, what: &str) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("could not run {what}"))?;
+    let out = cmd.output().with_context(|| format!("could not run {what}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        bail!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            stdout.trim_end(),
-            stderr.trim_end()
-        );
+        bail!("{what} failed ({}):\n{}{}", out.status, stdout.trim_end(), stderr.trim_end());
     }
     Ok(stdout)
 }

@@ -81,10 +81,7 @@ impl ManagedCluster {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let root = data_dir.canonicalize()?;
-        Ok(Self {
-            root,
-            bins: Binaries::locate()?,
-        })
+        Ok(Self { root, bins: Binaries::locate()? })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -120,10 +117,7 @@ impl ManagedCluster {
             return ClusterState::NotInitialized;
         }
         match pidfile::read(&self.pgdata()) {
-            PidFile::Live(pm) if pm.status == "ready" => ClusterState::Running {
-                pid: pm.pid,
-                port: pm.port,
-            },
+            PidFile::Live(pm) if pm.status == "ready" => ClusterState::Running { pid: pm.pid, port: pm.port },
             _ => ClusterState::Stopped,
         }
     }
@@ -164,12 +158,7 @@ impl ManagedCluster {
         let lease = self.lock("lease.lock")?;
         lease.lock_shared()?;
         drop(guard);
-        Ok(ClusterLease {
-            cluster: self.clone(),
-            port,
-            started,
-            lease: Some(lease),
-        })
+        Ok(ClusterLease { cluster: self.clone(), port, started, lease: Some(lease) })
     }
 
     fn initdb(&self) -> Result<()> {
@@ -177,26 +166,22 @@ impl ManagedCluster {
         let pgdata = self.pgdata();
         if pgdata.exists() {
             // A half-made cluster from an interrupted initdb: it holds nothing worth keeping.
-            std::fs::remove_dir_all(&pgdata)
-                .context("cannot clear an incomplete cluster directory")?;
+            std::fs::remove_dir_all(&pgdata).context("cannot clear an incomplete cluster directory")?;
         }
         self.bins.make_private_dir(&pgdata)?;
         let pwfile = self.root.join(".initdb-pw");
         std::fs::write(&pwfile, &secrets.superuser_password)?;
         self.bins.give(&pwfile)?;
         let mut cmd = self.bins.command("initdb");
-        cmd.arg("-D")
-            .arg(&pgdata)
-            .arg(format!("--pwfile={}", pwfile.display()))
-            .args([
-                "-U",
-                "postgres",
-                "--auth-local=scram-sha-256",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-instructions",
-            ]);
+        cmd.arg("-D").arg(&pgdata).arg(format!("--pwfile={}", pwfile.display())).args([
+            "-U",
+            "postgres",
+            "--auth-local=scram-sha-256",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-instructions",
+        ]);
         let result = run(cmd, "initdb");
         let _ = std::fs::remove_file(&pwfile);
         result?;
@@ -212,22 +197,12 @@ impl ManagedCluster {
     fn start(&self) -> Result<u16> {
         self.bins.make_private_dir(&self.socket_dir())?;
         self.clear_stale_sockets()?;
-        self.bins
-            .make_private_dir(&self.log_file().with_file_name(""))?;
+        self.bins.make_private_dir(&self.log_file().with_file_name(""))?;
         let port_file = self.root.join("port");
-        let previous = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|p| p.trim().parse::<u16>().ok());
-        let port = previous
-            .filter(|p| port_is_free(*p))
-            .map_or_else(free_port, Ok)?;
+        let previous = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse::<u16>().ok());
+        let port = previous.filter(|p| port_is_free(*p)).map_or_else(free_port, Ok)?;
         let socket_dir = self.socket_dir();
-        let socket = if socket_dir
-            .join(format!(".s.PGSQL.{port}"))
-            .as_os_str()
-            .len()
-            <= MAX_SOCKET_PATH
-        {
+        let socket = if socket_dir.join(format!(".s.PGSQL.{port}")).as_os_str().len() <= MAX_SOCKET_PATH {
             socket_dir.to_string_lossy().into_owned()
         } else {
             String::new()
@@ -243,12 +218,8 @@ impl ManagedCluster {
             .args(["-w", "-t", START_TIMEOUT_SECS, "-o"])
             .arg(format!("-p {port} -k '{socket}'"))
             .arg("start");
-        run(cmd, "pg_ctl start").with_context(|| {
-            format!(
-                "PostgreSQL did not start; see {}",
-                self.log_file().display()
-            )
-        })?;
+        run(cmd, "pg_ctl start")
+            .with_context(|| format!("PostgreSQL did not start; see {}", self.log_file().display()))?;
         std::fs::write(&port_file, port.to_string())?;
         tracing::info!(port, "started the managed PostgreSQL cluster");
         Ok(port)
@@ -279,9 +250,7 @@ impl ManagedCluster {
         match pidfile::read(&self.pgdata()) {
             PidFile::Live(_) => {
                 let mut cmd = self.bins.command("pg_ctl");
-                cmd.arg("-D")
-                    .arg(self.pgdata())
-                    .args(["-m", "fast", "-w", "-t", "120", "stop"]);
+                cmd.arg("-D").arg(self.pgdata()).args(["-m", "fast", "-w", "-t", "120", "stop"]);
                 run(cmd, "pg_ctl stop")?;
                 tracing::info!("stopped the managed PostgreSQL cluster");
                 Ok(true)
@@ -298,10 +267,7 @@ impl ManagedCluster {
 
     /// Keeps the cluster running after this process exits (until `db stop`).
     pub fn pin(&self) -> Result<()> {
-        std::fs::write(
-            self.pin_file(),
-            b"started by `zava-mcp db start`; removed by `zava-mcp db stop`\n",
-        )?;
+        std::fs::write(self.pin_file(), b"started by `zava-mcp db start`; removed by `zava-mcp db stop`\n")?;
         Ok(())
     }
 
@@ -314,8 +280,7 @@ impl ManagedCluster {
         self.stop()?;
         for path in [self.pgdata(), self.socket_dir(), self.root.join("log")] {
             if path.exists() {
-                std::fs::remove_dir_all(&path)
-                    .with_context(|| format!("cannot remove {}", path.display()))?;
+                std::fs::remove_dir_all(&path).with_context(|| format!("cannot remove {}", path.display()))?;
             }
         }
         for file in ["secrets.toml", "port", "pinned"] {

@@ -41,10 +41,7 @@ fn parse(text: &str) -> Option<Postmaster> {
     Some(Postmaster {
         pid: lines.first()?.trim().parse().ok()?,
         port: lines.get(3)?.trim().parse().ok()?,
-        status: lines
-            .get(7)
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default(),
+        status: lines.get(7).map(|s| s.trim().to_owned()).unwrap_or_default(),
     })
 }
 
@@ -59,16 +56,11 @@ fn serves(pid: i32, pgdata: &Path) -> bool {
         Err(_) => return false,
     }
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    if let (Ok(cwd), Ok(ours)) = (
-        std::fs::read_link(proc_dir.join("cwd")),
-        pgdata.canonicalize(),
-    ) {
+    if let (Ok(cwd), Ok(ours)) = (std::fs::read_link(proc_dir.join("cwd")), pgdata.canonicalize()) {
         return cwd == ours;
     }
     // Without permission to read its cwd, fall back to the command name.
-    std::fs::read(proc_dir.join("cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains("postgres"))
-        .unwrap_or(false)
+    std::fs::read(proc_dir.join("cmdline")).map(|c| String::from_utf8_lossy(&c).contains("postgres")).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -77,16 +69,8 @@ mod tests {
 
     #[test]
     fn parses_the_postmaster_pid_layout() {
-        let text =
-            "4242\n/data/pg\n1700000000\n54321\n/data/run\n127.0.0.1\n  1234   5678\nready   \n";
-        assert_eq!(
-            parse(text),
-            Some(Postmaster {
-                pid: 4242,
-                port: 54321,
-                status: "ready".into()
-            })
-        );
+        let text = "4242\n/data/pg\n1700000000\n54321\n/data/run\n127.0.0.1\n  1234   5678\nready   \n";
+        assert_eq!(parse(text), Some(Postmaster { pid: 4242, port: 54321, status: "ready".into() }));
         assert_eq!(parse("garbage"), None);
     }
 
