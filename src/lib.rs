@@ -2,9 +2,14 @@
 //!
 //! See ARCHITECTURE.md for the map of the code and the invariants it keeps.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod db;
+pub mod guard;
+pub mod http;
+pub mod identity;
+pub mod mcp;
 pub mod provision;
 pub mod tenant;

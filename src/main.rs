@@ -9,7 +9,14 @@ async fn main() -> std::process::ExitCode {
     // Migration and driver chatter (NOTICEs such as "already exists, skipping") is noise for a person.
     let directives = format!("{},refinery=warn,refinery_core=warn,tokio_postgres=warn", cli.global.log);
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // A closed stderr (the reader went away) must never take a request or the shutdown down with it:
+    // failed log writes are dropped instead of reported (reporting them would panic on the same stderr).
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .log_internal_errors(false)
+        .init();
     match zava_mcp::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -4,8 +4,12 @@
 pub mod bootstrap;
 pub mod cluster;
 pub mod context;
+pub mod decode;
 pub mod endpoint;
+pub mod introspect;
 pub mod migrate;
+pub mod pool;
+pub mod query;
 pub mod roles;
 pub mod secrets;
 pub mod status;

@@ -94,10 +94,24 @@ fn zava(dir: &std::path::Path, args: &[&str]) -> Command {
     cmd
 }
 
-/// Starts `zava-mcp serve` and waits until it says it is ready.
-fn serve(dir: &std::path::Path) -> Child {
-    let mut child = zava(dir, &["serve"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+/// A running `zava-mcp serve`, killed if the test ends (or panics) before interrupting it.
+struct Serve(Option<Child>);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `zava-mcp serve` on a free port and waits until it says it is ready.
+fn serve(dir: &std::path::Path) -> Serve {
+    let mut child =
+        zava(dir, &["serve", "--http", "127.0.0.1:0"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
+    let server = Serve(Some(child));
     let mut lines = BufReader::new(stderr).lines();
     loop {
         match lines.next() {
@@ -108,10 +122,11 @@ fn serve(dir: &std::path::Path) -> Child {
     }
     // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    child
+    server
 }
 
-fn interrupt(mut child: Child) {
+fn interrupt(mut server: Serve) {
+    let mut child = server.0.take().unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     assert!(child.wait().unwrap().success());
 }

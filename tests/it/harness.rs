@@ -109,6 +109,11 @@ impl TestDb {
         self.owner.connect().await.unwrap()
     }
 
+    /// The cluster's superuser, for observing what other sessions do (pg_stat_activity).
+    pub async fn superuser(&self) -> Client {
+        shared().admin.connect().await.unwrap()
+    }
+
     /// A plain query-role connection with no tenant context at all.
     pub async fn query_role(&self) -> Client {
         self.query.connect().await.unwrap()

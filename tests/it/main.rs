@@ -2,8 +2,12 @@
 //! cluster serve every test.
 
 mod cli;
+mod clients;
 mod cluster;
+mod decode;
 mod harness;
+mod introspect;
 mod rls;
 mod rls_attacks;
 mod seed;
+mod server;

@@ -1,0 +1,87 @@
+//! The running application, built once and shared by every transport: the query-role pool, the context key,
+//! the directory of known managers, the SQL function policy, the schema cache and the limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use deadpool_postgres::Pool;
+
+use crate::db::context::{CONTEXT_VALIDITY, ContextKey, SignedContext};
+use crate::db::endpoint::Endpoint;
+use crate::db::introspect::SchemaCache;
+use crate::db::pool::{self, PoolSettings};
+use crate::db::query::Limits;
+use crate::guard::FunctionPolicy;
+use crate::identity::Directory;
+use crate::tenant::Tenant;
+
+/// Tunables of a running server (from flags and environment, see `cli`).
+#[derive(Debug, Clone, Copy)]
+pub struct AppSettings {
+    pub limits: Limits,
+    pub pool: PoolSettings,
+    pub schema_cache_ttl: Duration,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self { limits: Limits::default(), pool: PoolSettings::default(), schema_cache_ttl: Duration::from_secs(300) }
+    }
+}
+
+pub struct App {
+    pub pool: Pool,
+    pub key: ContextKey,
+    pub directory: Directory,
+    pub functions: FunctionPolicy,
+    pub schemas: SchemaCache,
+    pub settings: AppSettings,
+}
+
+impl App {
+    /// Connects as the query role and loads what every call needs. Refuses to serve with a role that could
+    /// bypass row-level security (the origin's W1): a superuser, a BYPASSRLS role or the tables' owner.
+    pub async fn start(query: &Endpoint, key: ContextKey, settings: AppSettings) -> Result<Arc<App>> {
+        let pool = pool::build(query, settings.pool)?;
+        let client = pool.get().await.context("cannot connect to the database as the query role")?;
+        let row = client
+            .query_one(
+                "SELECT r.rolsuper OR r.rolbypassrls
+                        OR EXISTS (SELECT 1 FROM pg_class c WHERE c.relowner = r.oid
+                                   AND c.relnamespace = 'retail'::regnamespace)
+                 FROM pg_roles r WHERE r.rolname = current_user",
+                &[],
+            )
+            .await
+            .context("cannot inspect the query role")?;
+        anyhow::ensure!(
+            !row.get::<_, bool>(0),
+            "refusing to serve as `{}`: it is a superuser, has BYPASSRLS or owns the retail tables, so row-level \
+             security would not apply. Connect as the query role (zava_query); see `zava-mcp db url --role query`",
+            query.user
+        );
+        let directory = Directory::load(&client).await.context("cannot read retail.stores")?;
+        anyhow::ensure!(!directory.is_empty(), "retail.stores is empty: seed the database first (`zava-mcp db seed`)");
+        let functions = client
+            .query(
+                "SELECT n.nspname::text, p.proname::text, p.provolatile::text FROM pg_proc p
+                 JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname IN ('pg_catalog', 'public', 'retail')",
+                &[],
+            )
+            .await
+            .context("cannot read the function catalog")?;
+        let functions = FunctionPolicy::from_catalog(functions.iter().map(|r| {
+            let v: String = r.get(2);
+            (r.get(0), r.get(1), v.chars().next().unwrap_or('v'))
+        }));
+        drop(client);
+        let schemas = SchemaCache::new(settings.schema_cache_ttl, 10_000);
+        Ok(Arc::new(App { pool, key, directory, functions, schemas, settings }))
+    }
+
+    pub fn sign(&self, tenant: &Tenant) -> SignedContext {
+        SignedContext::sign(tenant, &self.key, CONTEXT_VALIDITY)
+    }
+}

@@ -1,0 +1,182 @@
+//! Running one guarded, model-written query inside the caller's tenant transaction, with caps.
+//!
+//! The statement goes through the extended protocol only (never the simple protocol, which would accept
+//! several statements). Rows are fetched through a portal limited to `max_rows + 1`, so a `SELECT *` over
+//! 400,000 line items never materialises more than the cap; values are decoded exactly (`db::decode`) and
+//! counted against a byte cap. A cancellation (the client's `notifications/cancelled`, or the call being
+//! dropped) cancels the running PostgreSQL statement, not just the wait for it.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Pool, PoolError};
+use serde_json::Value;
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
+
+use super::context::{self, SignedContext};
+use super::decode::{self, ColumnInfo};
+use crate::guard::ReadOnlySql;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub statement_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_rows: 500, max_bytes: 256 * 1024, statement_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Why a result was cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    Rows(usize),
+    Bytes(usize),
+}
+
+#[derive(Debug)]
+pub struct QueryOutput {
+    pub columns: Vec<ColumnInfo>,
+    pub rows: Vec<Vec<Value>>,
+    pub truncated: Option<Truncation>,
+}
+
+/// A failed query, with what a model needs to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("the server is busy (all database connections are in use); try again in a moment")]
+    Busy,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the query was cancelled")]
+    Cancelled,
+    #[error("{message}")]
+    Database { sqlstate: String, message: String, detail: Option<String>, hint: Option<String>, position: Option<u32> },
+    #[error(transparent)]
+    Decode(#[from] decode::DecodeError),
+}
+
+impl QueryError {
+    fn from_pg(e: tokio_postgres::Error, timeout: Duration) -> Self {
+        let Some(db) = e.as_db_error() else {
+            return QueryError::Unavailable(e.to_string());
+        };
+        let sqlstate = db.code().code().to_owned();
+        let mut hint = db.hint().map(str::to_owned);
+        if sqlstate == "57014" && hint.is_none() {
+            hint = Some(format!(
+                "The query ran longer than {} s and was stopped. Filter (for example by date range) or aggregate more.",
+                timeout.as_secs()
+            ));
+        }
+        let position = match db.position() {
+            Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
+            _ => None,
+        };
+        QueryError::Database {
+            sqlstate,
+            message: db.message().to_owned(),
+            detail: db.detail().map(str::to_owned),
+            hint,
+            position,
+        }
+    }
+}
+
+impl From<PoolError> for QueryError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Timeout(_) => QueryError::Busy,
+            other => QueryError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Runs `sql` for the tenant whose signed context is `ctx`.
+pub async fn run(
+    pool: &Pool,
+    ctx: &SignedContext,
+    sql: &ReadOnlySql,
+    limits: Limits,
+    cancel: &CancellationToken,
+) -> Result<QueryOutput, QueryError> {
+    let mut client = tokio::select! {
+        c = pool.get() => c?,
+        _ = cancel.cancelled() => return Err(QueryError::Cancelled),
+    };
+    let cancel_token = client.cancel_token();
+    // If this future is dropped mid-query (the caller went away), stop the statement in PostgreSQL too.
+    let guard = CancelOnDrop(Some(cancel_token.clone()));
+    let work = async {
+        let tx = context::begin(&mut client, ctx, limits.statement_timeout)
+            .await
+            .map_err(|e| QueryError::Unavailable(format!("{e:#}")))?;
+        let out = fetch(&tx, sql, limits).await;
+        let _ = tx.rollback().await;
+        out
+    };
+    let result = tokio::select! {
+        r = work => r,
+        _ = cancel.cancelled() => {
+            let _ = cancel_token.cancel_query(NoTls).await;
+            Err(QueryError::Cancelled)
+        }
+    };
+    guard.disarm();
+    result
+}
+
+async fn fetch(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &ReadOnlySql,
+    limits: Limits,
+) -> Result<QueryOutput, QueryError> {
+    let t = limits.statement_timeout;
+    let stmt = tx.prepare(sql.as_str()).await.map_err(|e| QueryError::from_pg(e, t))?;
+    let columns = decode::columns(stmt.columns());
+    let portal = tx.bind(&stmt, &[]).await.map_err(|e| QueryError::from_pg(e, t))?;
+    let fetched =
+        tx.query_portal(&portal, (limits.max_rows + 1) as i32).await.map_err(|e| QueryError::from_pg(e, t))?;
+    let mut rows = Vec::with_capacity(fetched.len().min(limits.max_rows));
+    let mut bytes = 0usize;
+    let mut truncated = None;
+    for (i, row) in fetched.iter().enumerate() {
+        if i == limits.max_rows {
+            truncated = Some(Truncation::Rows(limits.max_rows));
+            break;
+        }
+        let values = decode::row_values(row)?;
+        let size = serde_json::to_string(&values).map(|s| s.len() + 1).unwrap_or(0);
+        if bytes + size > limits.max_bytes {
+            truncated = Some(Truncation::Bytes(limits.max_bytes));
+            break;
+        }
+        bytes += size;
+        rows.push(values);
+    }
+    Ok(QueryOutput { columns, rows, truncated })
+}
+
+/// Sends a cancel request for the running statement unless disarmed first.
+struct CancelOnDrop(Option<tokio_postgres::CancelToken>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(async move {
+                let _ = token.cancel_query(NoTls).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Who is calling: turning what a transport carries (the `x-rls-user-id` header, or the environment for stdio)
+//! into a [`Tenant`], refusing anything that is missing, malformed or not a known manager.
+//!
+//! The origin fell back to head office when the header was missing (W2); here there is no fallback at all.
+//! The known managers come from `retail.stores` (shared data) when the server starts.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::tenant::{Tenant, TenantError};
+
+/// The header the origin's clients send (VS Code profiles, ORIGIN.md §1.6).
+pub const IDENTITY_HEADER: &str = "x-rls-user-id";
+
+/// Manager identities the database knows, with their store names (for log lines and messages).
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    managers: HashMap<Uuid, String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdentityError {
+    #[error(
+        "no identity: this server needs the caller's store-manager UUID in the `x-rls-user-id` header \
+         (or ZAVA_RLS_USER_ID for stdio); ask the administrator to configure it"
+    )]
+    Missing,
+    #[error("invalid identity: {0}")]
+    Invalid(TenantError),
+    #[error("unknown identity {0}: it is neither a store manager nor head office")]
+    Unknown(Uuid),
+}
+
+impl Directory {
+    pub fn new(managers: impl IntoIterator<Item = (Uuid, String)>) -> Self {
+        Self { managers: managers.into_iter().collect() }
+    }
+
+    /// Reads the managers from `retail.stores` (readable by the query role without a tenant context).
+    pub async fn load(client: &tokio_postgres::Client) -> Result<Self, tokio_postgres::Error> {
+        let rows = client.query("SELECT rls_user_id, store_name FROM retail.stores", &[]).await?;
+        Ok(Self::new(rows.iter().map(|r| (r.get(0), r.get(1)))))
+    }
+
+    pub fn len(&self) -> usize {
+        self.managers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.managers.is_empty()
+    }
+
+    /// Resolves a raw identity value (one UUID, or several separated by commas for a regional manager).
+    pub fn resolve(&self, raw: Option<&str>) -> Result<Tenant, IdentityError> {
+        let raw = raw.ok_or(IdentityError::Missing)?;
+        let tenant: Tenant = raw.parse().map_err(|e| match e {
+            TenantError::Empty => IdentityError::Missing,
+            other => IdentityError::Invalid(other),
+        })?;
+        if let Tenant::Managers(ids) = &tenant {
+            for id in ids {
+                if !self.managers.contains_key(&id.as_uuid()) {
+                    return Err(IdentityError::Unknown(id.as_uuid()));
+                }
+            }
+        }
+        Ok(tenant)
+    }
+
+    /// A short description for logs: "head office" or the store names.
+    pub fn describe(&self, tenant: &Tenant) -> String {
+        match tenant {
+            Tenant::HeadOffice => "head office".into(),
+            Tenant::Managers(ids) => ids
+                .iter()
+                .map(|id| self.managers.get(&id.as_uuid()).cloned().unwrap_or_else(|| id.to_string()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::stores::STORES;
+
+    fn directory() -> Directory {
+        Directory::new(STORES.iter().map(|s| (s.manager, s.name.to_owned())))
+    }
+
+    #[test]
+    fn known_managers_and_head_office_resolve() {
+        let d = directory();
+        assert_eq!(d.resolve(Some("00000000-0000-0000-0000-000000000000")), Ok(Tenant::HeadOffice));
+        let t = d.resolve(Some(" e7f8a9b0-c1d2-3e4f-5678-90abcdef1234 ")).unwrap();
+        assert_eq!(d.describe(&t), "Zava Retail Redmond");
+    }
+
+    #[test]
+    fn missing_empty_malformed_and_unknown_identities_are_refused() {
+        let d = directory();
+        assert_eq!(d.resolve(None), Err(IdentityError::Missing));
+        assert_eq!(d.resolve(Some("")), Err(IdentityError::Missing));
+        assert!(matches!(d.resolve(Some("seattle")), Err(IdentityError::Invalid(_))));
+        let stranger = "11111111-1111-1111-1111-111111111111";
+        assert_eq!(d.resolve(Some(stranger)), Err(IdentityError::Unknown(stranger.parse().unwrap())));
+        // One unknown UUID in a regional list refuses the whole identity.
+        let mixed = format!("{},{stranger}", STORES[0].manager);
+        assert!(matches!(d.resolve(Some(&mixed)), Err(IdentityError::Unknown(_))));
+    }
+}

@@ -1,0 +1,105 @@
+//! Tool results as the model sees them: the origin's compact `{"c":[…],"r":[[…]],"n":N}` in the text content
+//! and, for clients that read it, the same object plus column types as `structuredContent` (with an
+//! `outputSchema`). Errors are tool results with `isError: true` whose text says what to change.
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
+use serde_json::{Map, Value, json};
+
+use crate::db::query::{QueryError, QueryOutput, Truncation};
+use crate::guard::GuardError;
+
+/// The success shape of `execute_sales_query`.
+pub fn query_result(out: &QueryOutput) -> CallToolResult {
+    let mut compact = Map::new();
+    compact.insert("c".into(), out.columns.iter().map(|c| Value::from(c.name.clone())).collect());
+    compact.insert("r".into(), out.rows.iter().map(|r| Value::Array(r.clone())).collect());
+    compact.insert("n".into(), out.rows.len().into());
+    if out.rows.is_empty() {
+        compact.insert("msg".into(), "No rows".into());
+    }
+    if let Some(t) = out.truncated {
+        compact.insert("truncated".into(), true.into());
+        let why = match t {
+            Truncation::Rows(n) => format!("only the first {n} rows are shown"),
+            Truncation::Bytes(n) => format!("the result was cut at {} KiB", n / 1024),
+        };
+        compact.insert(
+            "note".into(),
+            format!("{why}; aggregate (GROUP BY, SUM, COUNT) or add LIMIT to get a complete answer").into(),
+        );
+    }
+    let text = Value::Object(compact.clone()).to_string();
+    compact.insert("t".into(), out.columns.iter().map(|c| Value::from(c.pg_type.clone())).collect());
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(Value::Object(compact));
+    result
+}
+
+/// A refusal or failure as a tool error: `{"err": message, ...details}` in both text and structured content.
+pub fn error(message: impl Into<String>, details: Map<String, Value>) -> CallToolResult {
+    let mut body = Map::new();
+    body.insert("err".into(), Value::String(message.into()));
+    body.extend(details);
+    body.insert("c".into(), json!([]));
+    body.insert("r".into(), json!([]));
+    body.insert("n".into(), 0.into());
+    let value = Value::Object(body);
+    let mut result = CallToolResult::error(vec![ContentBlock::text(value.to_string())]);
+    result.structured_content = Some(value);
+    result
+}
+
+pub fn guard_error(e: &GuardError) -> CallToolResult {
+    let mut details = Map::new();
+    if let Some(p) = e.position() {
+        details.insert("position".into(), p.into());
+    }
+    error(format!("Query refused: {e}"), details)
+}
+
+pub fn query_error(e: &QueryError) -> CallToolResult {
+    match e {
+        QueryError::Database { sqlstate, message, detail, hint, position } => {
+            let mut details = Map::new();
+            details.insert("sqlstate".into(), sqlstate.clone().into());
+            for (k, v) in [("detail", detail), ("hint", hint)] {
+                if let Some(v) = v {
+                    details.insert(k.into(), v.clone().into());
+                }
+            }
+            if let Some(p) = position {
+                details.insert("position".into(), (*p).into());
+            }
+            error(format!("PostgreSQL query failed: {message}"), details)
+        }
+        other => error(other.to_string(), Map::new()),
+    }
+}
+
+/// The JSON Schema of `execute_sales_query`'s structured content.
+pub fn query_output_schema() -> Arc<JsonObject> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "c": {"type": "array", "items": {"type": "string"}, "description": "column names, in order (duplicates kept)"},
+            "r": {"type": "array", "items": {"type": "array"}, "description": "rows, each an array of values in column order"},
+            "n": {"type": "integer", "description": "number of rows returned"},
+            "t": {"type": "array", "items": {"type": "string"}, "description": "PostgreSQL type of each column"},
+            "msg": {"type": "string"},
+            "truncated": {"type": "boolean"},
+            "note": {"type": "string"},
+            "err": {"type": "string", "description": "present when the query was refused or failed"},
+            "sqlstate": {"type": "string"},
+            "detail": {"type": "string"},
+            "hint": {"type": "string"},
+            "position": {"type": "integer"}
+        },
+        "required": ["c", "r", "n"]
+    });
+    match schema {
+        Value::Object(m) => Arc::new(m),
+        _ => unreachable!("the schema literal is an object"),
+    }
+}

@@ -1,0 +1,165 @@
+//! The MCP server handler: the origin's tools with the same names, parameters and result shapes, each call
+//! resolving its caller, then going through the guard and the tenant transaction.
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Map;
+
+use super::output;
+use super::text;
+use crate::app::App;
+use crate::db::{context, introspect, query};
+use crate::guard::ReadOnlySql;
+use crate::identity::{IDENTITY_HEADER, IdentityError};
+use crate::tenant::Tenant;
+
+/// Where a call's identity comes from.
+#[derive(Debug, Clone)]
+pub enum IdentitySource {
+    /// The `x-rls-user-id` header of each HTTP request (development mode).
+    Header,
+    /// One identity for the whole process (stdio: `ZAVA_RLS_USER_ID`), checked per call like a header.
+    Fixed(Option<String>),
+}
+
+#[derive(Clone)]
+pub struct ZavaServer {
+    app: Arc<App>,
+    identity: IdentitySource,
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SchemaArgs {
+    #[schemars(description = text::TABLE_NAMES)]
+    pub table_names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct QueryArgs {
+    #[schemars(description = text::QUERY_ARG)]
+    pub postgresql_query: String,
+}
+
+impl ZavaServer {
+    pub fn new(app: Arc<App>, identity: IdentitySource) -> Self {
+        Self { app, identity, tool_router: Self::tool_router() }
+    }
+
+    fn tenant(&self, ctx: &RequestContext<RoleServer>) -> Result<Tenant, IdentityError> {
+        let raw = match &self.identity {
+            IdentitySource::Fixed(raw) => raw.clone(),
+            IdentitySource::Header => ctx
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|p| p.headers.get(IDENTITY_HEADER))
+                .map(|v| v.to_str().map(str::to_owned).unwrap_or_else(|_| "<not text>".into())),
+        };
+        self.app.directory.resolve(raw.as_deref())
+    }
+}
+
+fn refusal(e: &IdentityError) -> CallToolResult {
+    output::error(e.to_string(), Map::new())
+}
+
+#[tool_router]
+impl ZavaServer {
+    #[tool(
+        description = text::DATE,
+        annotations(title = "Current UTC date", read_only_hint = true, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn get_current_utc_date(&self) -> String {
+        format!("Current UTC Date/Time: {}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    }
+
+    #[tool(
+        description = text::SCHEMAS,
+        annotations(title = "Table schemas", read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn get_multiple_table_schemas(
+        &self,
+        Parameters(args): Parameters<SchemaArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let tenant = match self.tenant(&ctx) {
+            Ok(t) => t,
+            Err(e) => return Ok(refusal(&e)),
+        };
+        let described = async {
+            let mut client = self.app.pool.get().await.map_err(query::QueryError::from)?;
+            let tx = context::begin(&mut client, &self.app.sign(&tenant), self.app.settings.limits.statement_timeout)
+                .await
+                .map_err(|e| query::QueryError::Unavailable(format!("{e:#}")))?;
+            let readable = introspect::readable_tables(&tx).await.map_err(pg)?;
+            let tables = match introspect::resolve(&args.table_names, &readable) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            let mut text = String::new();
+            for table in &tables {
+                text.push_str(&self.app.schemas.get_or_describe(&tenant.scope(), &tx, table).await.map_err(pg)?);
+            }
+            let _ = tx.rollback().await;
+            Ok::<_, query::QueryError>(Ok(text))
+        };
+        Ok(match described.await {
+            Ok(Ok(text)) => CallToolResult::success(vec![ContentBlock::text(text)]),
+            Ok(Err(invalid)) => output::error(invalid, Map::new()),
+            Err(e) => output::query_error(&e),
+        })
+    }
+
+    #[tool(
+        description = text::QUERY,
+        output_schema = output::query_output_schema(),
+        annotations(title = "Run a read-only sales query", read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn execute_sales_query(
+        &self,
+        Parameters(args): Parameters<QueryArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let tenant = match self.tenant(&ctx) {
+            Ok(t) => t,
+            Err(e) => return Ok(refusal(&e)),
+        };
+        let sql = match ReadOnlySql::parse(&args.postgresql_query, &self.app.functions) {
+            Ok(sql) => sql,
+            Err(e) => return Ok(output::guard_error(&e)),
+        };
+        let started = std::time::Instant::now();
+        let result = query::run(&self.app.pool, &self.app.sign(&tenant), &sql, self.app.settings.limits, &ctx.ct).await;
+        let who = self.app.directory.describe(&tenant);
+        Ok(match result {
+            Ok(out) => {
+                tracing::info!(tenant = %who, rows = out.rows.len(), ms = started.elapsed().as_millis() as u64, "query");
+                output::query_result(&out)
+            }
+            Err(e) => {
+                tracing::info!(tenant = %who, error = %e, "query failed");
+                output::query_error(&e)
+            }
+        })
+    }
+}
+
+fn pg(e: tokio_postgres::Error) -> query::QueryError {
+    query::QueryError::Unavailable(e.to_string())
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for ZavaServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("zava-mcp", env!("CARGO_PKG_VERSION")))
+            .with_instructions(text::INSTRUCTIONS)
+    }
+}

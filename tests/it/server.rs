@@ -1,0 +1,275 @@
+//! The MCP server over HTTP, spawned in-process on port 0 against a fresh test database: tools, identity,
+//! guard and database errors as tool results, caps, limits, and HTTP hygiene.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use zava_mcp::app::{App, AppSettings};
+use zava_mcp::data::stores::STORES;
+use zava_mcp::http::HttpSettings;
+
+use crate::harness::TestDb;
+
+const REDMOND: usize = 5;
+const HEAD_OFFICE: &str = "00000000-0000-0000-0000-000000000000";
+
+struct TestApp {
+    url: String,
+    http: reqwest::Client,
+    db: TestDb,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    async fn spawn(settings: AppSettings) -> TestApp {
+        let db = TestDb::new().await;
+        let app: Arc<App> = App::start(&db.query, db.key.clone(), settings).await.unwrap();
+        let http = HttpSettings {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            allowed_origins: vec![],
+            max_body_bytes: 64 * 1024,
+        };
+        let shutdown = CancellationToken::new();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            zava_mcp::http::serve(app, &http, stop, |addr| {
+                let _ = tx.send(addr);
+            })
+            .await
+            .unwrap();
+        });
+        let addr = rx.await.unwrap();
+        TestApp { url: format!("http://{addr}"), http: reqwest::Client::new(), db, shutdown }
+    }
+
+    fn post(&self, identity: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .post(format!("{}/mcp", self.url))
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .json(body);
+        if let Some(id) = identity {
+            req = req.header("x-rls-user-id", id);
+        }
+        req
+    }
+
+    /// Calls a tool and returns the JSON-RPC `result`.
+    async fn call(&self, identity: Option<&str>, tool: &str, args: Value) -> Value {
+        let body =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+        let resp = self.post(identity, &body).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        v.get("result").cloned().unwrap_or_else(|| panic!("no result: {v}"))
+    }
+
+    async fn query(&self, identity: Option<&str>, sql: &str) -> Value {
+        self.call(identity, "execute_sales_query", json!({"postgresql_query": sql})).await
+    }
+}
+
+fn manager(i: usize) -> String {
+    STORES[i].manager.to_string()
+}
+
+fn is_error(result: &Value) -> bool {
+    result["isError"] == json!(true)
+}
+
+#[tokio::test]
+async fn tools_are_listed_with_annotations_and_an_output_schema() {
+    let app = TestApp::spawn(AppSettings::default()).await;
+    let v: Value = app
+        .post(None, &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tools = v["result"]["tools"].as_array().unwrap();
+    let mut names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["execute_sales_query", "get_current_utc_date", "get_multiple_table_schemas"]);
+    for t in tools {
+        assert_eq!(t["annotations"]["readOnlyHint"], json!(true), "{}", t["name"]);
+        assert_eq!(t["annotations"]["openWorldHint"], json!(false), "{}", t["name"]);
+    }
+    let query = tools.iter().find(|t| t["name"] == "execute_sales_query").unwrap();
+    assert_eq!(query["outputSchema"]["required"], json!(["c", "r", "n"]));
+    assert!(query["inputSchema"]["properties"]["postgresql_query"].is_object());
+}
+
+#[tokio::test]
+async fn a_store_manager_sees_only_their_store_in_the_origins_compact_shape() {
+    let app = TestApp::spawn(AppSettings::default()).await;
+    let sql = "SELECT store_id, count(*) AS n FROM retail.orders GROUP BY store_id ORDER BY store_id";
+    let r = app.query(Some(&manager(REDMOND)), sql).await;
+    assert!(!is_error(&r), "{r}");
+    let text: Value = serde_json::from_str(r["content"][0]["text"].as_str().unwrap()).unwrap();
+    let expected = app.db.owner_count("SELECT count(*) FROM retail.orders WHERE store_id = 6").await;
+    assert_eq!(text, json!({"c": ["store_id", "n"], "r": [[6, expected]], "n": 1}));
+    let keys: Vec<&str> = r["content"][0]["text"].as_str().unwrap().split('"').skip(1).step_by(2).take(1).collect();
+    assert_eq!(keys, ["c"], "the compact text starts with \"c\"");
+    assert_eq!(r["structuredContent"]["t"], json!(["int4", "int8"]));
+    let all = app.query(Some(HEAD_OFFICE), sql).await;
+    assert_eq!(all["structuredContent"]["n"], json!(8));
+}
+
+#[tokio::test]
+async fn missing_malformed_and_unknown_identities_are_refused() {
+    let app = TestApp::spawn(AppSettings::default()).await;
+    for id in [None, Some(""), Some("seattle"), Some("11111111-1111-1111-1111-111111111111")] {
+        for (tool, args) in [
+            ("execute_sales_query", json!({"postgresql_query": "SELECT count(*) FROM retail.stores"})),
+            ("get_multiple_table_schemas", json!({"table_names": ["retail.stores"]})),
+        ] {
+            let r = app.call(id, tool, args).await;
+            assert!(is_error(&r), "{id:?} {tool}: {r}");
+            assert!(r["structuredContent"]["err"].as_str().unwrap().contains("identity"), "{r}");
+        }
+    }
+    let date = app.call(None, "get_current_utc_date", json!({})).await;
+    let text = date["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("Current UTC Date/Time: 20") && text.ends_with('Z') && text.len() == 50, "{text}");
+}
+
+#[tokio::test]
+async fn refused_and_failing_sql_come_back_as_tool_errors_the_model_can_act_on() {
+    let app = TestApp::spawn(AppSettings::default()).await;
+    let id = manager(0);
+    let refused = app.query(Some(&id), "DELETE FROM retail.orders").await;
+    assert!(
+        is_error(&refused) && refused["structuredContent"]["err"].as_str().unwrap().contains("SELECT"),
+        "{refused}"
+    );
+    let missing = app.query(Some(&id), "SELECT nope FROM retail.orders").await;
+    assert!(is_error(&missing));
+    assert_eq!(missing["structuredContent"]["sqlstate"], json!("42703"));
+    assert!(missing["structuredContent"]["position"].as_u64().is_some(), "{missing}");
+    assert!(!missing.to_string().contains("nope FROM"), "the SQL text must not be echoed back: {missing}");
+    let before = app.db.owner_count("SELECT count(*) FROM retail.orders").await;
+    assert_eq!(before, app.db.owner_count("SELECT count(*) FROM retail.orders").await);
+}
+
+#[tokio::test]
+async fn large_results_are_capped_with_a_note_steering_to_aggregation() {
+    let settings = AppSettings {
+        limits: zava_mcp::db::query::Limits { max_rows: 50, ..Default::default() },
+        ..Default::default()
+    };
+    let app = TestApp::spawn(settings).await;
+    let r = app.query(Some(HEAD_OFFICE), "SELECT * FROM retail.order_items").await;
+    let s = &r["structuredContent"];
+    assert_eq!((s["n"].clone(), s["truncated"].clone()), (json!(50), json!(true)));
+    assert!(s["note"].as_str().unwrap().contains("aggregate"));
+    let tiny = AppSettings {
+        limits: zava_mcp::db::query::Limits { max_bytes: 2048, ..Default::default() },
+        ..Default::default()
+    };
+    let app = TestApp::spawn(tiny).await;
+    let r = app.query(Some(HEAD_OFFICE), "SELECT * FROM retail.products").await;
+    assert_eq!(r["structuredContent"]["truncated"], json!(true));
+    assert!(r["content"][0]["text"].as_str().unwrap().len() < 2048 + 400);
+    let empty = app.query(Some(HEAD_OFFICE), "SELECT * FROM retail.stores WHERE false").await;
+    assert_eq!(empty["structuredContent"]["msg"], json!("No rows"));
+}
+
+#[tokio::test]
+async fn a_slow_query_is_stopped_by_the_statement_timeout() {
+    let settings = AppSettings {
+        limits: zava_mcp::db::query::Limits { statement_timeout: Duration::from_millis(300), ..Default::default() },
+        ..Default::default()
+    };
+    let app = TestApp::spawn(settings).await;
+    let slow = "SELECT count(*) FROM retail.order_items a, retail.order_items b";
+    let r = app.query(Some(HEAD_OFFICE), slow).await;
+    assert!(is_error(&r), "{r}");
+    assert_eq!(r["structuredContent"]["sqlstate"], json!("57014"));
+    assert!(r["structuredContent"]["hint"].as_str().unwrap().contains("aggregate"));
+}
+
+#[tokio::test]
+async fn schemas_are_described_per_tenant_and_bad_names_listed() {
+    let app = TestApp::spawn(AppSettings::default()).await;
+    let r = app
+        .call(Some(&manager(REDMOND)), "get_multiple_table_schemas", json!({"table_names": ["retail.orders"]}))
+        .await;
+    let text = r["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("\n\n# Table: retail.orders") && text.contains("(MANY_TO_ONE)"), "{text}");
+    let bad =
+        app.call(Some(&manager(REDMOND)), "get_multiple_table_schemas", json!({"table_names": ["retail.nope"]})).await;
+    assert!(is_error(&bad));
+    assert!(bad["structuredContent"]["err"].as_str().unwrap().contains("retail.order_items"), "{bad}");
+}
+
+#[tokio::test]
+async fn http_hygiene_refuses_bad_origins_hosts_and_bodies() {
+    let app = TestApp::spawn(AppSettings::default()).await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let origin = app.post(None, &list).header("Origin", "http://evil.example").send().await.unwrap();
+    assert_eq!(origin.status(), 403);
+    let host = app.post(None, &list).header("Host", "evil.example").send().await.unwrap();
+    assert_eq!(host.status(), 403);
+    let huge = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "execute_sales_query",
+        "arguments": {"postgresql_query": format!("SELECT '{}'", "x".repeat(100_000))}}});
+    assert_eq!(app.post(Some(HEAD_OFFICE), &huge).send().await.unwrap().status(), 413);
+    let version = app
+        .http
+        .post(format!("{}/mcp", app.url))
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "1999-01-01")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version.status(), 400);
+    let ready = app.http.get(format!("{}/health/ready", app.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(app.http.get(format!("{}/health/live", app.url)).send().await.unwrap().status(), 200);
+}
+
+/// Whether a statement containing `marker` is still running in the database.
+async fn running(db: &TestDb, marker: &str) -> bool {
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%{marker}%' \
+         AND pid <> pg_backend_pid()"
+    );
+    crate::harness::scalar::<i64>(&db.superuser().await, &sql).await > 0
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_its_running_query() {
+    let app = TestApp::spawn(AppSettings::default()).await;
+    let slow = "SELECT count(*) AS gone_away_marker FROM retail.order_items a, retail.order_items b";
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "execute_sales_query", "arguments": {"postgresql_query": slow}}});
+    let request = app.post(Some(HEAD_OFFICE), &body).timeout(Duration::from_millis(1500)).send();
+    let watcher = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !running(&app.db, "gone_away_marker").await {
+            assert!(tokio::time::Instant::now() < deadline, "the slow query never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (sent, ()) = tokio::join!(request, watcher);
+    assert!(sent.is_err(), "the request should have timed out on the client side");
+    // The client is gone; the statement must stop well before its 30 s timeout.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while running(&app.db, "gone_away_marker").await {
+        assert!(tokio::time::Instant::now() < deadline, "the query kept running after the client went away");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
