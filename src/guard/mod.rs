@@ -21,6 +21,10 @@
 //!
 //! Completeness comes from how the tree is walked (see `walk`): every node of the parse tree is visited, not
 //! a list of places where calls are expected, which is the mistake behind crystaldba/postgres-mcp#178.
+//!
+//! Robustness: the text is capped before parsing, libpg_query and prost bound the tree's depth (too deep is
+//! [`GuardError::TooComplex`]), panics inside `pg_query` are caught, and the work runs on a thread with an
+//! 8 MiB stack, since decoding a tree near prost's depth limit needs more than a 2 MiB tokio worker has.
 
 mod functions;
 mod relations;
@@ -49,7 +53,8 @@ pub struct ReadOnlySql {
 }
 
 impl ReadOnlySql {
-    /// Checks `sql` and keeps it unchanged if it is exactly one plain read. Never panics and does no I/O.
+    /// Checks `sql` and keeps it unchanged if it is exactly one plain read. Never panics and does no I/O; the
+    /// parse and the walk run on a short-lived thread with a stack of their own (see `GUARD_STACK_BYTES`).
     pub fn parse(sql: &str, policy: &FunctionPolicy) -> Result<ReadOnlySql, GuardError> {
         if sql.len() > MAX_SQL_BYTES {
             return Err(GuardError::TooLong { len: sql.len(), max: MAX_SQL_BYTES });
@@ -92,7 +97,7 @@ pub enum GuardError {
          subqueries). Simplify it, e.g. with a CTE or concat()."
     )]
     TooComplex,
-    #[error("The query could not be checked ({reason}). Simplify it.")]
+    #[error("The query could not be checked: {reason}.")]
     Unparseable { reason: String },
     #[error("Only one statement per call: remove everything after the first statement (`{rest}`).")]
     MultipleStatements { count: usize, rest: String, position: Option<usize> },
@@ -153,7 +158,9 @@ fn on_guard_thread<T: Send>(work: impl FnOnce() -> Result<T, GuardError> + Send)
     std::thread::scope(|scope| {
         let thread = std::thread::Builder::new().name("sql-guard".into()).stack_size(GUARD_STACK_BYTES);
         match thread.spawn_scoped(scope, work) {
-            Ok(handle) => handle.join().unwrap_or_else(|_| Err(failed("the SQL check failed on this text"))),
+            Ok(handle) => {
+                handle.join().unwrap_or_else(|_| Err(failed("the SQL check failed on this text; simplify it")))
+            }
             Err(_) => Err(failed("the server could not start the SQL check; try again")),
         }
     })

@@ -32,8 +32,10 @@ pub(crate) fn parse(sql: &str) -> Result<pg_query::ParseResult, GuardError> {
         }),
         // prost refuses trees more than 100 messages deep ("recursion limit reached").
         Ok(Err(pg_query::Error::Decode(_))) => Err(GuardError::TooComplex),
-        Ok(Err(other)) => Err(GuardError::Unparseable { reason: snippet(&other.to_string(), MAX_MESSAGE_CHARS) }),
-        Err(_) => Err(GuardError::Unparseable { reason: "the SQL parser failed on this text".into() }),
+        Ok(Err(other)) => Err(GuardError::Unparseable {
+            reason: format!("{}; simplify it", snippet(&other.to_string(), MAX_MESSAGE_CHARS)),
+        }),
+        Err(_) => Err(GuardError::Unparseable { reason: "the SQL parser failed on this text; simplify it".into() }),
     }
 }
 

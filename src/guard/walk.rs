@@ -66,7 +66,7 @@ impl Walker<'_> {
                 if fields.get("into_clause").is_some_and(|into| !into.is_null()) {
                     return Err(GuardError::SelectInto { position: char_position(self.sql, loc) });
                 }
-                let loc = fields.get("location").and_then(Value::as_i64).filter(|&l| l >= 0).unwrap_or(loc);
+                let loc = location(value).unwrap_or(loc);
                 fields.values().try_for_each(|child| self.visit(child, loc, depth + 1))
             }
             _ => Ok(()),

@@ -87,6 +87,8 @@ pub struct TestDb {
     pub owner: Endpoint,
     pub query: Endpoint,
     pub key: ContextKey,
+    /// The same key as hex, for a server process given the database by URL (`ZAVA_CONTEXT_KEY`).
+    pub key_hex: String,
 }
 
 impl TestDb {
@@ -102,7 +104,12 @@ impl TestDb {
             ))
             .await
             .unwrap();
-        TestDb { owner: s.owner.with_dbname(&name), query: s.query.with_dbname(&name), key: s.key.clone() }
+        TestDb {
+            owner: s.owner.with_dbname(&name),
+            query: s.query.with_dbname(&name),
+            key: s.key.clone(),
+            key_hex: secrets(&s.data_dir).context_key,
+        }
     }
 
     pub async fn owner(&self) -> Client {

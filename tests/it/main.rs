@@ -11,3 +11,4 @@ mod rls;
 mod rls_attacks;
 mod seed;
 mod server;
+mod stdio;

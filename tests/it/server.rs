@@ -273,3 +273,47 @@ async fn a_client_that_goes_away_cancels_its_running_query() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn both_protocol_eras_are_served_statelessly() {
+    let app = TestApp::spawn(AppSettings::default()).await;
+    // 2025-era clients initialize first; the server echoes a version it knows.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+        "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let post = |version: &str, body: &Value| {
+        app.http
+            .post(format!("{}/mcp", app.url))
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", version)
+            .header("x-rls-user-id", manager(REDMOND))
+            .json(body)
+    };
+    let v: Value = post("2025-06-18", &init).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["result"]["protocolVersion"], json!("2025-06-18"), "{v}");
+    assert_eq!(v["result"]["serverInfo"]["name"], json!("zava-mcp"));
+    assert!(v["result"]["instructions"].as_str().unwrap().contains("get_multiple_table_schemas"));
+    // 2026-07-28 clients send no initialize: the protocol state travels in each request's _meta.
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}});
+    let discover = json!({"jsonrpc": "2.0", "id": 2, "method": "server/discover", "params": {"_meta": meta}});
+    let v: Value = post("2026-07-28", &discover)
+        .header("Mcp-Method", "server/discover")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["result"].is_object(), "{v}");
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"_meta": meta,
+        "name": "execute_sales_query", "arguments": {"postgresql_query": "SELECT DISTINCT store_id FROM retail.orders"}}});
+    let resp = post("2026-07-28", &call)
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "execute_sales_query")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["result"]["structuredContent"]["r"], json!([[6]]), "{v}");
+}
