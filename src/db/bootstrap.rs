@@ -153,6 +153,18 @@ async fn harden(db: &Endpoint, database: &str, is_superuser: bool) -> Result<()>
             "REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC; GRANT USAGE ON LANGUAGE plpgsql TO {OWNER};"
         ))
         .await?;
+    // Statistics on the tenant key columns would let EXPLAIN estimate other stores' volumes (see migration V5,
+    // which stops collecting them); remove any gathered before it.
+    client
+        .batch_execute(
+            "DELETE FROM pg_catalog.pg_statistic s USING pg_catalog.pg_attribute a
+             WHERE a.attrelid = s.starelid AND a.attnum = s.staattnum
+               AND (a.attrelid, a.attname) IN (SELECT to_regclass(t), c FROM (VALUES
+                   ('retail.orders', 'store_id'), ('retail.order_items', 'store_id'),
+                   ('retail.inventory', 'store_id'), ('retail.customers', 'primary_store_id')) v(t, c))",
+        )
+        .await
+        .context("cannot remove tenant-revealing statistics")?;
     for view in REVOKED_VIEWS {
         let exists = client.query_opt("SELECT 1 FROM pg_views WHERE viewname = $1", &[view]).await?.is_some();
         if exists {

@@ -27,7 +27,7 @@ type Case = (&'static [&'static str], &'static [(&'static str, &'static str)], &
 #[test]
 fn bad_settings_and_arguments_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [Case; 5] = [
+    let cases: [Case; 8] = [
         (&["db", "status"], &[("POSTGRES_DB_HOST", "localhost"), ("POSTGRES_DB_PORT", "eighty")], "POSTGRES_DB_PORT"),
         (&["db", "status"], &[("DATABASE_URL", "mysql://nope")], "DATABASE_URL"),
         (&["db", "seed", "--customers", "0"], &[], "--customers"),
@@ -37,6 +37,9 @@ fn bad_settings_and_arguments_are_refused_with_a_reason() {
             "store name",
         ),
         (&["db", "reset"], &[], "--yes"),
+        (&["serve", "--http", "0.0.0.0:0"], &[], "--allow-remote-header-identity"),
+        (&["serve", "--max-rows", "0"], &[], "--max-rows"),
+        (&["stdio", "--statement-timeout-ms", "soon"], &[], "--statement-timeout-ms"),
     ];
     for (args, env, needle) in cases {
         let out = zava(dir.path(), args, env);

@@ -172,3 +172,22 @@ async fn committing_inside_the_tenant_transaction_drops_the_context_not_the_isol
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn explain_estimates_do_not_reveal_other_stores_volumes() {
+    let db = TestDb::new().await;
+    let estimate = |store: i32| {
+        let db = &db;
+        async move {
+            let rows = db
+                .as_tenant(&seattle(), &format!("EXPLAIN SELECT * FROM retail.orders WHERE store_id = {store}"))
+                .await
+                .unwrap();
+            let plan: String = rows[0].get(0);
+            plan.split("rows=").nth(1).and_then(|r| r.split(' ').next()).unwrap().to_owned()
+        }
+    };
+    // Bellevue has about twelve times Kirkland's orders; the estimates must not say so.
+    let (big, small) = (estimate(2).await, estimate(7).await);
+    assert_eq!(big, small, "EXPLAIN reveals per-store volumes: {big} vs {small}");
+}

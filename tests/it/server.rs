@@ -317,3 +317,26 @@ async fn both_protocol_eras_are_served_statelessly() {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["result"]["structuredContent"]["r"], json!([[6]]), "{v}");
 }
+
+#[tokio::test]
+async fn a_saturated_pool_answers_busy_instead_of_queueing_forever() {
+    let settings = AppSettings {
+        pool: zava_mcp::db::pool::PoolSettings { max_size: 1, acquire_timeout: Duration::from_millis(300) },
+        limits: zava_mcp::db::query::Limits { statement_timeout: Duration::from_secs(5), ..Default::default() },
+        ..Default::default()
+    };
+    let app = TestApp::spawn(settings).await;
+    let slow =
+        app.query(Some(HEAD_OFFICE), "SELECT count(*) AS busy_marker FROM retail.order_items a, retail.order_items b");
+    let second = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !running(&app.db, "busy_marker").await {
+            assert!(tokio::time::Instant::now() < deadline, "the slow query never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        app.query(Some(HEAD_OFFICE), "SELECT 1").await
+    };
+    let (_, busy) = tokio::join!(slow, second);
+    assert!(is_error(&busy), "{busy}");
+    assert!(busy["structuredContent"]["err"].as_str().unwrap().contains("busy"), "{busy}");
+}
