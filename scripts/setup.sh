@@ -28,7 +28,7 @@ PGVECTOR_SRC_SUITE=trixie
 # bookworm archive key as well as the trixie keys, so this verifies it.
 DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
-DEFAULT_COMPONENTS=(postgres build_deps pgvector mcp_clients)
+DEFAULT_COMPONENTS=(postgres build_deps pgvector)
 
 CACHE_DIR="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/zava-mcp"
 LOG_FILE="${CACHE_DIR}/setup.log"

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh
+scripts/setup.sh mcp_clients
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
