@@ -172,6 +172,10 @@ pub struct ServeArgs {
         default_value = "http://localhost:*,http://127.0.0.1:*,http://[::1]:*"
     )]
     pub allowed_origins: Vec<String>,
+    /// Browser origins allowed to call the server cross-origin (CORS), comma-separated; none by default. Each
+    /// also needs to be in --allowed-origins.
+    #[arg(long, env = "ZAVA_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "ZAVA_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u32).range(1024..=67_108_864))]
     pub max_body_bytes: u32,
@@ -264,6 +268,7 @@ async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> {
         allowed_hosts: args.allowed_hosts.clone(),
         allowed_origins: args.allowed_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
         max_body_bytes: args.max_body_bytes as usize,
+        cors_origins: args.cors_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
     };
     if !args.http.ip().is_loopback() && args.identity == IdentityMode::Header {
         if !args.allow_remote_header_identity {

@@ -32,6 +32,8 @@ pub struct HttpSettings {
     /// Browser origins accepted; empty means requests carrying any `Origin` header are refused.
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
+    /// Browser origins allowed to call the server cross-origin (CORS); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 pub fn router(app: Arc<App>, settings: &HttpSettings, shutdown: CancellationToken) -> Router {
@@ -52,12 +54,45 @@ pub fn router(app: Arc<App>, settings: &HttpSettings, shutdown: CancellationToke
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    Router::new()
+    let router = Router::new()
         .nest_service("/mcp", mcp)
         .layer(axum::middleware::from_fn(check_protocol_version))
         .route("/health/live", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/health/ready", get(ready))
-        .with_state(app)
+        .with_state(app);
+    match cors(&settings.cors_origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
+}
+
+/// CORS for the configured browser origins only; without any, no CORS headers are sent and browsers keep
+/// pages of other origins from reading responses.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let headers = [
+        "content-type",
+        "accept",
+        "authorization",
+        "mcp-protocol-version",
+        "mcp-session-id",
+        "mcp-method",
+        "mcp-name",
+        "last-event-id",
+        "x-rls-user-id",
+    ]
+    .map(HeaderName::from_static);
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+            .allow_headers(headers)
+            .expose_headers([HeaderName::from_static("mcp-session-id")]),
+    )
 }
 
 /// Refuses a request naming an MCP protocol version this server does not speak (rmcp checks this only on

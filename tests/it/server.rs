@@ -30,6 +30,10 @@ impl Drop for TestApp {
 
 impl TestApp {
     async fn spawn(settings: AppSettings) -> TestApp {
+        Self::spawn_with_cors(settings, vec![]).await
+    }
+
+    async fn spawn_with_cors(settings: AppSettings, cors_origins: Vec<String>) -> TestApp {
         let db = TestDb::new().await;
         let app: Arc<App> = App::start(&db.query, db.key.clone(), settings).await.unwrap();
         let http = HttpSettings {
@@ -37,6 +41,7 @@ impl TestApp {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into()],
             allowed_origins: vec![],
             max_body_bytes: 64 * 1024,
+            cors_origins,
         };
         let shutdown = CancellationToken::new();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -236,6 +241,16 @@ async fn http_hygiene_refuses_bad_origins_hosts_and_bodies() {
         .await
         .unwrap();
     assert_eq!(version.status(), 400);
+    // No CORS unless configured: a preflight gets no Access-Control-Allow-Origin.
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/mcp", app.url))
+        .header("Origin", "http://localhost:3000")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.headers().get("access-control-allow-origin").is_none());
     let ready = app.http.get(format!("{}/health/ready", app.url)).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(app.http.get(format!("{}/health/live", app.url)).send().await.unwrap().status(), 200);
@@ -339,4 +354,21 @@ async fn a_saturated_pool_answers_busy_instead_of_queueing_forever() {
     let (_, busy) = tokio::join!(slow, second);
     assert!(is_error(&busy), "{busy}");
     assert!(busy["structuredContent"]["err"].as_str().unwrap().contains("busy"), "{busy}");
+}
+
+#[tokio::test]
+async fn cors_is_answered_only_for_configured_origins() {
+    let app = TestApp::spawn_with_cors(AppSettings::default(), vec!["http://localhost:6274".into()]).await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, format!("{}/mcp", app.url))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "x-rls-user-id, mcp-protocol-version")
+            .send()
+    };
+    let ok = preflight("http://localhost:6274").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "http://localhost:6274");
+    let other = preflight("http://localhost:9999").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
 }
