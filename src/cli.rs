@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{App, AppSettings};
 use crate::db::pool::PoolSettings;
 use crate::db::query::Limits;
+use crate::embed::products::embed_products;
+use crate::embed::provider::Embedder;
 use crate::http::HttpSettings;
 use crate::mcp::server::{IdentitySource, ZavaServer};
 
@@ -69,6 +71,14 @@ pub enum Command {
     /// Manage the database: cluster lifecycle, schema, dataset, connection URLs.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Embed product descriptions with the configured model (ZAVA_EMBEDDING_MODEL_DIR; default: the
+    /// all-MiniLM-L6-v2 files installed by scripts/setup.sh). Only products lacking an embedding from this
+    /// model, unless --rebuild.
+    Embed {
+        /// Re-embed every product (after changing the model).
+        #[arg(long)]
+        rebuild: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +257,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(&settings, args).await,
         Command::Stdio(args) => stdio(&settings, args).await,
         Command::Db(cmd) => db(&settings, cmd).await,
+        Command::Embed { rebuild } => {
+            let embedder = Embedder::local(None)?;
+            let n = with_db(&settings, async |db| {
+                let bar = indicatif::ProgressBar::new(0);
+                embed_products(db.endpoint(Role::Owner)?, &embedder, rebuild, &bar).await
+            })
+            .await?;
+            println!("embedded {n} product descriptions with {}", embedder.model_id());
+            Ok(())
+        }
     }
 }
 
@@ -281,10 +301,12 @@ async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> {
         tracing::warn!(addr = %args.http, "serving trusted x-rls-user-id headers on a non-loopback address");
     }
     with_db(settings, async |db| {
-        if let Some(report) = db.ensure_ready(true).await? {
+        let embedder = Embedder::local(None)?;
+        if let Some(report) = db.ensure_ready(&embedder, true).await? {
             print_seed(&report);
         }
-        let app = App::start(db.endpoint(Role::Query)?, db.context_key().clone(), args.server.settings()).await?;
+        let app =
+            App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()).await?;
         let shutdown = CancellationToken::new();
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
@@ -313,10 +335,12 @@ async fn stdio(settings: &DbSettings, args: StdioArgs) -> Result<()> {
     use rmcp::ServiceExt;
     with_db(settings, async |db| {
         // stdout carries the protocol: nothing else may be printed there.
-        if let Some(r) = db.ensure_ready(false).await? {
+        let embedder = Embedder::local(None)?;
+        if let Some(r) = db.ensure_ready(&embedder, false).await? {
             tracing::info!(rows = r.rows, "seeded the database");
         }
-        let app = App::start(db.endpoint(Role::Query)?, db.context_key().clone(), args.server.settings()).await?;
+        let app =
+            App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()).await?;
         match app.directory.resolve(args.rls_user_id.as_deref()) {
             Ok(t) => tracing::info!(tenant = %app.directory.describe(&t), "serving MCP on stdio"),
             Err(e) => tracing::warn!("{e}; every tool call that reads data will be refused"),
@@ -345,7 +369,7 @@ async fn db(settings: &DbSettings, cmd: DbCommand) -> Result<()> {
             let report = with_db(settings, async |db| {
                 let _turn = db.provisioning_turn().await?;
                 db.init().await?;
-                db.seed(GenOptions { seed: args.seed, customers: args.customers }, true).await
+                db.seed(GenOptions { seed: args.seed, customers: args.customers }, &Embedder::local(None)?, true).await
             })
             .await?;
             print_seed(&report);
@@ -357,7 +381,8 @@ async fn db(settings: &DbSettings, cmd: DbCommand) -> Result<()> {
             }
             let c = cluster()?;
             c.pin()?;
-            with_db(settings, async |db| db.ensure_ready(true).await.map(|_| ())).await?;
+            let embedder = Embedder::local(None)?;
+            with_db(settings, async |db| db.ensure_ready(&embedder, true).await.map(|_| ())).await?;
             if let ClusterState::Running { port, pid } = c.state() {
                 println!("PostgreSQL is running on 127.0.0.1:{port} (pid {pid}); stop it with `zava-mcp db stop`");
             }

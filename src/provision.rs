@@ -19,6 +19,8 @@ use crate::db::roles::{DATABASE, OWNER, Role};
 use crate::db::secrets::Secrets;
 use crate::db::status::{self, DatabaseStatus};
 use crate::db::{bootstrap, migrate};
+use crate::embed::products::embed_products;
+use crate::embed::provider::Embedder;
 
 /// An open database: endpoints for each role, and the managed cluster's lease when there is one.
 pub struct Database {
@@ -130,7 +132,8 @@ impl Database {
     }
 
     /// Generates and loads a dataset, replacing the current one. `progress` draws a bar on the terminal.
-    pub async fn seed(&self, options: GenOptions, progress: bool) -> Result<SeedReport> {
+    /// Then embeds every product's description with `embedder` (semantic search needs it).
+    pub async fn seed(&self, options: GenOptions, embedder: &Embedder, progress: bool) -> Result<SeedReport> {
         if options.customers == 0 {
             bail!("--customers must be at least 1");
         }
@@ -151,22 +154,32 @@ impl Database {
         let pb = bar(progress, load::steps(tables.len()));
         load::load(self.endpoint(Role::Owner)?, &tables, options, &sum, &pb).await?;
         pb.finish_and_clear();
+        let pb = bar(progress, 0);
+        embed_products(self.endpoint(Role::Owner)?, embedder, true, &pb).await?;
+        pb.finish_and_clear();
         Ok(SeedReport { options, checksum: sum, rows, generate, load: loading.elapsed() })
     }
 
     /// Makes the database ready to serve: schema current and a dataset loaded (full scale when missing).
     /// Processes sharing the data directory take turns, so only the first one creates and seeds.
-    pub async fn ensure_ready(&self, progress: bool) -> Result<Option<SeedReport>> {
+    /// Products missing an embedding from `embedder`'s model (a new model, an interrupted seed) are embedded.
+    pub async fn ensure_ready(&self, embedder: &Embedder, progress: bool) -> Result<Option<SeedReport>> {
         if self.owner.is_none() {
             return Ok(None); // external, serve-only: the operator provisions it
         }
         let _turn = self.provisioning_turn().await?;
         self.init().await?;
         if self.status().await?.is_seeded() {
+            let pb = bar(progress, 0);
+            let n = embed_products(self.endpoint(Role::Owner)?, embedder, false, &pb).await?;
+            pb.finish_and_clear();
+            if n > 0 {
+                tracing::info!(products = n, model = embedder.model_id(), "embedded product descriptions");
+            }
             return Ok(None);
         }
         tracing::info!("no dataset yet: generating the full Zava dataset (once)");
-        self.seed(GenOptions::default(), progress).await.map(Some)
+        self.seed(GenOptions::default(), embedder, progress).await.map(Some)
     }
 
     /// Gives the managed cluster back (it stops if nobody else uses it and nobody pinned it).

@@ -89,6 +89,8 @@ pub async fn load(
         tx.batch_execute(definition).await?;
     }
     bar.inc(1);
+    bar.set_message("building search documents");
+    tx.batch_execute(SEARCH_DOCUMENTS).await?;
     for t in &forced {
         tx.batch_execute(&format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY")).await?;
     }
@@ -106,6 +108,18 @@ pub async fn load(
     bar.inc(1);
     Ok(())
 }
+
+/// One search row per product: the full-text document (name and type weigh most, then category, then the
+/// description). Embeddings are filled in afterwards by the embedding step.
+const SEARCH_DOCUMENTS: &str = "INSERT INTO retail.product_description_embeddings (product_id, search_document)
+    SELECT p.product_id,
+           setweight(to_tsvector('english', p.product_name), 'A')
+        || setweight(to_tsvector('english', t.type_name), 'A')
+        || setweight(to_tsvector('english', c.category_name), 'B')
+        || setweight(to_tsvector('english', p.product_description), 'C')
+    FROM retail.products p
+    JOIN retail.product_types t ON t.type_id = p.type_id
+    JOIN retail.categories c ON c.category_id = p.category_id";
 
 /// Progress steps `load` reports for `tables` tables.
 pub fn steps(tables: usize) -> u64 {

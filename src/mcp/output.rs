@@ -37,6 +37,59 @@ pub fn query_result(out: &QueryOutput) -> CallToolResult {
     result
 }
 
+/// The success shape of `semantic_search_products`: the origin's columns (with category and type names instead
+/// of internal ids, and without cost and margin), `similarity_distance` and `sp`.
+pub fn search_result(hits: &[crate::search::SearchHit], threshold_percent: f64) -> CallToolResult {
+    const COLUMNS: [&str; 9] = [
+        "product_id",
+        "sku",
+        "product_name",
+        "category_name",
+        "type_name",
+        "base_price",
+        "product_description",
+        "similarity_distance",
+        "sp",
+    ];
+    const TYPES: [&str; 9] = ["int4", "text", "text", "text", "text", "numeric", "text", "float8", "numeric"];
+    let price = |p: &str| p.parse::<f64>().map(Value::from).unwrap_or_else(|_| Value::from(p));
+    let rows = hits
+        .iter()
+        .map(|h| {
+            json!([
+                h.product_id,
+                h.sku,
+                h.product_name,
+                h.category_name,
+                h.type_name,
+                price(&h.base_price),
+                h.product_description,
+                h.similarity_distance,
+                h.sp
+            ])
+        })
+        .collect::<Vec<_>>();
+    let mut compact = Map::new();
+    if rows.is_empty() {
+        compact.insert("c".into(), json!([]));
+        compact.insert("r".into(), json!([]));
+        compact.insert("n".into(), 0.into());
+        compact.insert("msg".into(), format!("No products >= {threshold_percent:.1}%").into());
+    } else {
+        let n = rows.len();
+        compact.insert("c".into(), json!(COLUMNS));
+        compact.insert("r".into(), Value::Array(rows));
+        compact.insert("n".into(), n.into());
+    }
+    let text = Value::Object(compact.clone()).to_string();
+    if !hits.is_empty() {
+        compact.insert("t".into(), json!(TYPES));
+    }
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(Value::Object(compact));
+    result
+}
+
 /// A refusal or failure as a tool error: `{"err": message, ...details}` in both text and structured content.
 pub fn error(message: impl Into<String>, details: Map<String, Value>) -> CallToolResult {
     let mut body = Map::new();

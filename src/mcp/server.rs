@@ -18,6 +18,7 @@ use crate::app::App;
 use crate::db::{context, introspect, query};
 use crate::guard::ReadOnlySql;
 use crate::identity::{IDENTITY_HEADER, IdentityError};
+use crate::search::{self, SearchMode, SearchRequest};
 use crate::tenant::Tenant;
 
 /// Where a call's identity comes from.
@@ -46,6 +47,18 @@ pub struct SchemaArgs {
 pub struct QueryArgs {
     #[schemars(description = text::QUERY_ARG)]
     pub postgresql_query: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SearchArgs {
+    #[schemars(description = text::SEARCH_QUERY)]
+    pub query_description: String,
+    #[schemars(description = text::SEARCH_MAX_ROWS)]
+    pub max_rows: Option<i64>,
+    #[schemars(description = text::SEARCH_THRESHOLD)]
+    pub similarity_threshold: Option<f64>,
+    #[schemars(description = text::SEARCH_MODE)]
+    pub mode: Option<SearchMode>,
 }
 
 impl ZavaServer {
@@ -118,6 +131,31 @@ impl ZavaServer {
     }
 
     #[tool(
+        description = text::SEARCH,
+        output_schema = output::query_output_schema(),
+        annotations(title = "Search products", read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn semantic_search_products(
+        &self,
+        Parameters(args): Parameters<SearchArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let tenant = match self.tenant(&ctx) {
+            Ok(t) => t,
+            Err(e) => return Ok(refusal(&e)),
+        };
+        let request =
+            match SearchRequest::new(&args.query_description, args.max_rows, args.similarity_threshold, args.mode) {
+                Ok(r) => r,
+                Err(e) => return Ok(output::error(e.to_string(), Map::new())),
+            };
+        Ok(match self.search(&tenant, &request).await {
+            Ok(result) => result,
+            Err(e) => output::query_error(&e),
+        })
+    }
+
+    #[tool(
         description = text::QUERY,
         output_schema = output::query_output_schema(),
         annotations(title = "Run a read-only sales query", read_only_hint = true, idempotent_hint = true, open_world_hint = false)
@@ -148,6 +186,31 @@ impl ZavaServer {
                 output::query_error(&e)
             }
         })
+    }
+}
+
+impl ZavaServer {
+    async fn search(&self, tenant: &Tenant, request: &SearchRequest) -> Result<CallToolResult, query::QueryError> {
+        let embedding = match request.mode {
+            SearchMode::Keyword => None,
+            _ => match self.app.embeddings.embed(&request.text).await {
+                Ok(v) => Some(v.as_ref().clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "query embedding failed");
+                    return Ok(output::error(
+                        format!("Semantic search is unavailable right now ({e}); retry, or use mode 'keyword'"),
+                        Map::new(),
+                    ));
+                }
+            },
+        };
+        let mut client = self.app.pool.get().await?;
+        let tx = context::begin(&mut client, &self.app.sign(tenant), self.app.settings.limits.statement_timeout)
+            .await
+            .map_err(|e| query::QueryError::Unavailable(format!("{e:#}")))?;
+        let hits = search::search(&tx, request, embedding).await.map_err(pg)?;
+        let _ = tx.rollback().await;
+        Ok(output::search_result(&hits, request.threshold_percent))
     }
 }
 

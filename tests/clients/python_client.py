@@ -2,7 +2,7 @@
 """Drives zava-mcp with the official MCP Python SDK (PyPI `mcp`), the client most Python agents use.
 
 It exists so the integration tests (tests/it/clients.rs) prove that a real, independently written client can
-talk to the server over Streamable HTTP and stdio, see the three tools with their annotations and output schema,
+talk to the server over Streamable HTTP and stdio, see the four tools with their annotations and output schema,
 and get tenant-scoped answers. Run it with the venv scripts/setup.sh creates (component mcp_clients):
 
     ~/.cache/zava-mcp/clients/venv/bin/python tests/clients/python_client.py \
@@ -36,7 +36,7 @@ EXPECTED_STORES = {
     "e7f8a9b0-c1d2-3e4f-5678-90abcdef1234": [6],  # Redmond
     "2f4e6d8c-1a3b-5c7e-9f0a-b2d4f6e8c0a2": [8],  # Online
 }
-TOOLS = {"get_current_utc_date", "get_multiple_table_schemas", "execute_sales_query"}
+TOOLS = {"get_current_utc_date", "get_multiple_table_schemas", "execute_sales_query", "semantic_search_products"}
 STORES_QUERY = "SELECT store_id, count(*) AS n FROM retail.orders GROUP BY store_id ORDER BY store_id"
 DATE_RE = re.compile(r"^Current UTC Date/Time: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6})Z$")
 # Every request must answer within this; the whole run within OVERALL_TIMEOUT.
@@ -118,7 +118,7 @@ async def tenant_checks(session: ClientSession, checks: Checks, expected_stores:
         expect("postgresql_query" in args.get("properties", {}), f"execute_sales_query inputSchema: {args}")
         return ", ".join(sorted(tools))
 
-    await checks.run("tools/list: 3 tools, read-only, closed-world, outputSchema", list_tools)
+    await checks.run("tools/list: 4 tools, read-only, closed-world, outputSchema", list_tools)
 
     async def utc_date() -> str:
         text = text_of(await session.call_tool("get_current_utc_date", {}))

@@ -2,7 +2,7 @@
 // the client library behind most JavaScript hosts and agents.
 //
 // It exists so the integration tests (tests/it/clients.rs) prove that a real, independently written client sees
-// the three tools with their annotations and output schema and gets tenant-scoped answers. The SDK is the one
+// the four tools with their annotations and output schema and gets tenant-scoped answers. The SDK is the one
 // scripts/setup.sh (component mcp_clients) installs outside the repository; it is found the same way setup.sh
 // places it ($ZAVA_MCP_CLIENTS_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/zava-mcp/clients).
 //
@@ -23,7 +23,7 @@ const EXPECTED_STORES = {
   'e7f8a9b0-c1d2-3e4f-5678-90abcdef1234': [6], // Redmond
   '2f4e6d8c-1a3b-5c7e-9f0a-b2d4f6e8c0a2': [8], // Online
 };
-const TOOLS = ['execute_sales_query', 'get_current_utc_date', 'get_multiple_table_schemas'];
+const TOOLS = ['execute_sales_query', 'get_current_utc_date', 'get_multiple_table_schemas', 'semantic_search_products'];
 const STORES_QUERY = 'SELECT store_id, count(*) AS n FROM retail.orders GROUP BY store_id ORDER BY store_id';
 const DATE_RE = /^Current UTC Date\/Time: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6})Z$/;
 const REQUEST_TIMEOUT_MS = 30_000; // every request
@@ -123,7 +123,7 @@ async function withClient(sdk, url, headers, body) {
 }
 
 async function tenantChecks(client, expected) {
-  await check('tools/list: 3 tools, read-only, closed-world, outputSchema', async () => {
+  await check('tools/list: 4 tools, read-only, closed-world, outputSchema', async () => {
     const { tools } = await client.listTools({}, opts);
     const names = tools.map((t) => t.name).sort();
     expect(JSON.stringify(names) === JSON.stringify(TOOLS), `tools are ${names}`);

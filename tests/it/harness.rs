@@ -53,7 +53,7 @@ fn shared() -> &'static Shared {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             rt.block_on(async {
                 db.init().await.expect("init");
-                db.seed(GenOptions { seed: 42, customers: TEMPLATE_CUSTOMERS }, false).await.expect("seed");
+                db.seed(GenOptions { seed: 42, customers: TEMPLATE_CUSTOMERS }, embedder(), false).await.expect("seed");
             });
             // SAFETY: registering a plain extern "C" function with no captured state.
             unsafe { libc::atexit(stop_cluster_at_exit) };
@@ -74,6 +74,14 @@ fn shared() -> &'static Shared {
 
 fn secrets(dir: &std::path::Path) -> zava_mcp::db::secrets::Secrets {
     zava_mcp::db::secrets::Secrets::load(&dir.join("secrets.toml")).unwrap().unwrap()
+}
+
+/// The local embedding model, loaded once per test binary (installed by `scripts/setup.sh`).
+pub fn embedder() -> &'static zava_mcp::embed::provider::Embedder {
+    static EMBEDDER: OnceLock<zava_mcp::embed::provider::Embedder> = OnceLock::new();
+    EMBEDDER.get_or_init(|| {
+        zava_mcp::embed::provider::Embedder::local(None).expect("the embedding model is missing: run scripts/setup.sh")
+    })
 }
 
 /// When the tests run as root, the postgres user must be able to reach the temp directory.

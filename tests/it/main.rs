@@ -9,6 +9,7 @@ mod harness;
 mod introspect;
 mod rls;
 mod rls_attacks;
+mod search;
 mod seed;
 mod server;
 mod stdio;

@@ -35,7 +35,8 @@ impl TestApp {
 
     async fn spawn_with_cors(settings: AppSettings, cors_origins: Vec<String>) -> TestApp {
         let db = TestDb::new().await;
-        let app: Arc<App> = App::start(&db.query, db.key.clone(), settings).await.unwrap();
+        let embedder = crate::harness::embedder().clone();
+        let app: Arc<App> = App::start(&db.query, db.key.clone(), embedder, settings).await.unwrap();
         let http = HttpSettings {
             addr: "127.0.0.1:0".parse().unwrap(),
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into()],
@@ -107,7 +108,10 @@ async fn tools_are_listed_with_annotations_and_an_output_schema() {
     let tools = v["result"]["tools"].as_array().unwrap();
     let mut names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["execute_sales_query", "get_current_utc_date", "get_multiple_table_schemas"]);
+    assert_eq!(
+        names,
+        ["execute_sales_query", "get_current_utc_date", "get_multiple_table_schemas", "semantic_search_products"]
+    );
     for t in tools {
         assert_eq!(t["annotations"]["readOnlyHint"], json!(true), "{}", t["name"]);
         assert_eq!(t["annotations"]["openWorldHint"], json!(false), "{}", t["name"]);
@@ -371,4 +375,51 @@ async fn cors_is_answered_only_for_configured_origins() {
     assert_eq!(ok.headers()["access-control-allow-origin"], "http://localhost:6274");
     let other = preflight("http://localhost:9999").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn semantic_search_finds_outdoor_electrical_boxes_for_every_identity() {
+    let app = TestApp::spawn(AppSettings::default()).await;
+    let args = json!({"query_description": "waterproof electrical box for outdoor use", "max_rows": 5});
+    for id in [HEAD_OFFICE.to_owned(), manager(0), manager(REDMOND), manager(7)] {
+        let r = app.call(Some(&id), "semantic_search_products", args.clone()).await;
+        assert!(!is_error(&r), "{r}");
+        let s = &r["structuredContent"];
+        assert_eq!(s["c"][4], json!("type_name"));
+        assert_eq!(s["r"][0][4], json!("ELECTRICAL BOXES"), "{s}");
+        let sp = s["r"][0][8].as_f64().unwrap();
+        assert!((30.0..=100.0).contains(&sp), "{sp}");
+    }
+    for mode in ["semantic", "keyword", "hybrid"] {
+        let r = app
+            .call(
+                Some(HEAD_OFFICE),
+                "semantic_search_products",
+                json!({"query_description": "15 amp circuit breaker", "mode": mode}),
+            )
+            .await;
+        assert_eq!(r["structuredContent"]["r"][0][4], json!("CIRCUIT BREAKERS"), "{mode}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn search_parameters_out_of_range_are_errors_not_empty_results() {
+    let app = TestApp::spawn(AppSettings::default()).await;
+    for args in [
+        json!({"query_description": "hammer", "similarity_threshold": 120.0}),
+        json!({"query_description": "hammer", "max_rows": 0}),
+        json!({"query_description": "   "}),
+        json!({"query_description": "hammer", "mode": "fuzzy"}),
+    ] {
+        let r = app.call(Some(HEAD_OFFICE), "semantic_search_products", args.clone()).await;
+        assert!(is_error(&r), "{args}: {r}");
+    }
+    let strict = app
+        .call(
+            Some(HEAD_OFFICE),
+            "semantic_search_products",
+            json!({"query_description": "quantum flux capacitor", "similarity_threshold": 95.0, "mode": "semantic"}),
+        )
+        .await;
+    assert_eq!(strict["structuredContent"]["msg"], json!("No products >= 95.0%"), "{strict}");
 }

@@ -13,7 +13,7 @@ fn python_sdk_over_streamable_http_sees_its_stores_only() {
         cmd.arg(script("python_client.py")).args(["http", &s.url, "--identity", identity]);
         run(format!("python_client.py http as {who}"), cmd).assert_checks(&[
             "initialize (protocol",
-            "tools/list: 3 tools",
+            "tools/list: 4 tools",
             "get_current_utc_date",
             "get_multiple_table_schemas",
             &format!("orders per store -> {stores}"),
@@ -32,7 +32,7 @@ fn python_sdk_over_stdio() {
     cmd.arg(env!("CARGO_BIN_EXE_zava-mcp")).arg("--data-dir").arg(&s.data_dir).arg("stdio");
     run("python_client.py stdio as Online", cmd).assert_checks(&[
         "python stdio: initialize (protocol",
-        "tools/list: 3 tools",
+        "tools/list: 4 tools",
         "get_current_utc_date",
         "get_multiple_table_schemas",
         "orders per store -> [8]",
@@ -52,7 +52,7 @@ fn typescript_sdk_over_streamable_http_sees_its_stores_only() {
         cmd.env("ZAVA_MCP_CLIENTS_DIR", clients_dir());
         run(format!("ts_client.mjs as {who}"), cmd).assert_checks(&[
             "initialize (identified)",
-            "tools/list: 3 tools",
+            "tools/list: 4 tools",
             "get_current_utc_date",
             "get_multiple_table_schemas",
             &format!("orders per store -> {stores}"),
@@ -92,7 +92,7 @@ fn mcp_inspector_cli_lists_and_calls_tools() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["execute_sales_query", "get_current_utc_date", "get_multiple_table_schemas"],
+        ["execute_sales_query", "get_current_utc_date", "get_multiple_table_schemas", "semantic_search_products"],
         "{}",
         list.report()
     );
