@@ -2,7 +2,7 @@
 //! CPU with candle, with no network access and no Python.
 //!
 //! It exists so semantic product search works out of the box: `scripts/setup.sh` installs the model files once
-//! (verified by SHA-256) and every process loads them from disk in about 0.1 s. The pipeline is the one
+//! (verified by SHA-256) and every process loads them from disk in about 0.2 s. The pipeline is the one
 //! sentence-transformers runs for this model (`modules.json`: Transformer → mean Pooling → Normalize), so the
 //! vectors match the published ones. The API is blocking; async callers wrap it in `spawn_blocking`.
 
