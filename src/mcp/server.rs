@@ -106,23 +106,18 @@ impl ZavaServer {
             Ok(t) => t,
             Err(e) => return Ok(refusal(&e)),
         };
-        let described = async {
-            let mut client = self.app.pool.get().await.map_err(query::QueryError::from)?;
-            let tx = context::begin(&mut client, &self.app.sign(&tenant), self.app.settings.limits.statement_timeout)
-                .await
-                .map_err(|e| query::QueryError::Unavailable(format!("{e:#}")))?;
-            let readable = introspect::readable_tables(&tx).await.map_err(pg)?;
+        let described = self.in_tenant_tx(&tenant, async |tx| {
+            let readable = introspect::readable_tables(tx).await.map_err(pg)?;
             let tables = match introspect::resolve(&args.table_names, &readable) {
                 Ok(t) => t,
                 Err(e) => return Ok(Err(e.to_string())),
             };
             let mut text = String::new();
             for table in &tables {
-                text.push_str(&self.app.schemas.get_or_describe(&tenant.scope(), &tx, table).await.map_err(pg)?);
+                text.push_str(&self.app.schemas.get_or_describe(&tenant.scope(), tx, table).await.map_err(pg)?);
             }
-            let _ = tx.rollback().await;
-            Ok::<_, query::QueryError>(Ok(text))
-        };
+            Ok(Ok(text))
+        });
         Ok(match described.await {
             Ok(Ok(text)) => CallToolResult::success(vec![ContentBlock::text(text)]),
             Ok(Err(invalid)) => output::error(invalid, Map::new()),
@@ -204,13 +199,24 @@ impl ZavaServer {
                 }
             },
         };
+        let hits =
+            self.in_tenant_tx(tenant, async |tx| search::search(tx, request, embedding).await.map_err(pg)).await?;
+        Ok(output::search_result(&hits, request.threshold_percent))
+    }
+
+    /// Runs `work` in the caller's read-only tenant transaction on a pooled connection, then rolls it back.
+    async fn in_tenant_tx<T>(
+        &self,
+        tenant: &Tenant,
+        work: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, query::QueryError>,
+    ) -> Result<T, query::QueryError> {
         let mut client = self.app.pool.get().await?;
         let tx = context::begin(&mut client, &self.app.sign(tenant), self.app.settings.limits.statement_timeout)
             .await
             .map_err(|e| query::QueryError::Unavailable(format!("{e:#}")))?;
-        let hits = search::search(&tx, request, embedding).await.map_err(pg)?;
+        let out = work(&tx).await;
         let _ = tx.rollback().await;
-        Ok(output::search_result(&hits, request.threshold_percent))
+        out
     }
 }
 
