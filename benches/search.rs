@@ -3,19 +3,24 @@
 //! Run with `cargo bench --bench search`. It starts a throwaway managed cluster, seeds a small dataset (the
 //! catalog is the same at any size), embeds the products with the local model, then runs every labelled query
 //! in `data/search_eval.toml` in each mode and prints precision@5 and MRR (a result is relevant when its
-//! "CATEGORY / TYPE" is listed for the query). Then it measures searches per second through the real path
-//! (query embedding + tenant transaction + SQL), uncached and with the query-embedding cache warm.
+//! "CATEGORY / TYPE" is listed for the query); `-- --misses` also lists the queries whose top 5 are not all
+//! relevant. Then it measures searches per second through the real path (query embedding + tenant transaction +
+//! SQL) for one caller and for eight concurrent callers (whose query embeddings the model computes in batches),
+//! uncached and with the query-embedding cache warm.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use zava_mcp::config::DbSettings;
 use zava_mcp::data::generate::GenOptions;
 use zava_mcp::db::context::{self, CONTEXT_VALIDITY, SignedContext};
+use zava_mcp::db::endpoint::Endpoint;
 use zava_mcp::db::roles::Role;
 use zava_mcp::embed::provider::{Embedder, QueryEmbedder};
 use zava_mcp::provision::Database;
-use zava_mcp::search::{SearchMode, SearchRequest, search};
+use zava_mcp::search::{SearchHit, SearchMode, SearchRequest, SearchStatement, search};
 use zava_mcp::tenant::Tenant;
 
 #[derive(Deserialize)]
@@ -29,7 +34,53 @@ struct Labelled {
     relevant: Vec<String>,
 }
 
+impl Labelled {
+    fn is_relevant(&self, hit: &SearchHit) -> bool {
+        self.relevant.contains(&format!("{} / {}", hit.category_name, hit.type_name))
+    }
+}
+
+/// Runs `texts` as default-mode searches from `clients` concurrent callers; returns (searches, seconds).
+async fn throughput(
+    endpoint: &Endpoint,
+    ctx: &SignedContext,
+    embeddings: &QueryEmbedder,
+    texts: Vec<String>,
+    clients: usize,
+) -> anyhow::Result<(usize, f64)> {
+    let texts = Arc::new(texts);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut connections = Vec::new();
+    for _ in 0..clients {
+        let client = endpoint.connect().await?;
+        let statement = SearchStatement::prepare(&client).await?;
+        connections.push((client, statement));
+    }
+    let started = Instant::now();
+    let workers: Vec<_> = connections
+        .into_iter()
+        .map(|(mut client, statement)| {
+            let (texts, next, ctx, embeddings) = (texts.clone(), next.clone(), ctx.clone(), embeddings.clone());
+            tokio::spawn(async move {
+                while let Some(text) = texts.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let request = SearchRequest::new(text, Some(20), None, None)?;
+                    let embedding = embeddings.embed(text).await?.as_ref().clone();
+                    let tx = context::begin(&mut client, &ctx, Duration::from_secs(30)).await?;
+                    search(&tx, &statement, &request, Some(embedding)).await?;
+                    tx.rollback().await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await??;
+    }
+    Ok((texts.len(), started.elapsed().as_secs_f64()))
+}
+
 fn main() -> anyhow::Result<()> {
+    let show_misses = std::env::args().any(|a| a == "--misses");
     let eval: EvalSet = toml::from_str(include_str!("../data/search_eval.toml"))?;
     let dir = tempfile::Builder::new().prefix("zava-bench-").tempdir()?;
     {
@@ -46,6 +97,7 @@ fn main() -> anyhow::Result<()> {
         let query_endpoint = db.endpoint(Role::Query)?.clone();
         let ctx = SignedContext::sign(&Tenant::HeadOffice, db.context_key(), CONTEXT_VALIDITY);
         let mut client = query_endpoint.connect().await?;
+        let statement = SearchStatement::prepare(&client).await?;
         let cache = QueryEmbedder::new(embedder.clone(), 10_000);
 
         println!("relevance over {} labelled queries (data/search_eval.toml)", eval.query.len());
@@ -59,37 +111,45 @@ fn main() -> anyhow::Result<()> {
                     _ => Some(cache.embed(&q.text).await?.as_ref().clone()),
                 };
                 let tx = context::begin(&mut client, &ctx, Duration::from_secs(30)).await?;
-                let hits = search(&tx, &request, embedding).await?;
+                let hits = search(&tx, &statement, &request, embedding).await?;
                 tx.rollback().await?;
-                let relevant: Vec<bool> = hits
-                    .iter()
-                    .map(|h| q.relevant.contains(&format!("{} / {}", h.category_name, h.type_name)))
-                    .collect();
-                precision += relevant.iter().filter(|r| **r).count() as f64 / 5.0;
+                let relevant: Vec<bool> = hits.iter().map(|h| q.is_relevant(h)).collect();
+                let found = relevant.iter().filter(|r| **r).count();
+                precision += found as f64 / 5.0;
                 mrr += relevant.iter().position(|r| *r).map_or(0.0, |i| 1.0 / (i as f64 + 1.0));
+                if show_misses && found < 5 {
+                    println!("  [{mode:?}] {found}/5 {:?} (want {:?})", q.text, q.relevant);
+                    for (h, ok) in hits.iter().zip(&relevant) {
+                        println!("      {} {} ({})", if *ok { "+" } else { "-" }, h.product_name, h.type_name);
+                    }
+                }
             }
             let n = eval.query.len() as f64;
             println!("{:>9} {:>13.3} {:>8.3}", format!("{mode:?}").to_lowercase(), precision / n, mrr / n);
         }
 
-        println!("\nthroughput, one connection, hybrid, max_rows 20 (queries from the eval set)");
-        for (label, warm) in [("uncached", false), ("cache hit", true)] {
-            let fresh = QueryEmbedder::new(embedder.clone(), 10_000);
-            let cache = if warm { &cache } else { &fresh };
-            let started = Instant::now();
-            let mut n = 0;
-            for q in eval.query.iter().cycle().take(if warm { 1000 } else { eval.query.len() * 2 }) {
-                let request = SearchRequest::new(&q.text, Some(20), None, Some(SearchMode::Hybrid))?;
-                // Uncached: a new text each time (a suffix defeats the cache but not the model's work).
-                let text = if warm { q.text.clone() } else { format!("{} #{n}", q.text) };
-                let embedding = cache.embed(&text).await?.as_ref().clone();
-                let tx = context::begin(&mut client, &ctx, Duration::from_secs(30)).await?;
-                search(&tx, &request, Some(embedding)).await?;
-                tx.rollback().await?;
-                n += 1;
+        println!("\nthroughput, default mode, max_rows 20, queries from the eval set; one connection per caller");
+        println!("{:>8} {:>10} {:>12} {:>10}", "callers", "embedding", "searches/s", "ms each");
+        for callers in [1usize, 8] {
+            for warm in [false, true] {
+                // Uncached: every text is new (a suffix defeats the cache, not the model's work).
+                let texts: Vec<String> = eval
+                    .query
+                    .iter()
+                    .cycle()
+                    .take(if warm { 2000 } else { 400 })
+                    .enumerate()
+                    .map(|(n, q)| if warm { q.text.clone() } else { format!("{} #{n} {callers}", q.text) })
+                    .collect();
+                let embeddings = if warm { cache.clone() } else { QueryEmbedder::new(embedder.clone(), 10_000) };
+                let (n, secs) = throughput(&query_endpoint, &ctx, &embeddings, texts, callers).await?;
+                println!(
+                    "{callers:>8} {:>10} {:>12.0} {:>10.2}",
+                    if warm { "cached" } else { "computed" },
+                    n as f64 / secs,
+                    secs * 1000.0 * callers as f64 / n as f64
+                );
             }
-            let secs = started.elapsed().as_secs_f64();
-            println!("{label:>10}: {:>7.0} searches/s ({:.2} ms each)", n as f64 / secs, secs * 1000.0 / n as f64);
         }
         anyhow::Ok(())
     });

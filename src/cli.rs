@@ -13,6 +13,8 @@ use crate::db::pool::PoolSettings;
 use crate::db::query::Limits;
 use crate::embed::products::embed_products;
 use crate::embed::provider::Embedder;
+use crate::embed::serve::{self as embed_server, EmbedServerSettings};
+use crate::embed::settings::{EmbeddingArgs, EmbeddingSettings, ModelName, ProviderSettings, Secret, secret_arg};
 use crate::http::HttpSettings;
 use crate::mcp::server::{IdentitySource, ZavaServer};
 
@@ -71,14 +73,45 @@ pub enum Command {
     /// Manage the database: cluster lifecycle, schema, dataset, connection URLs.
     #[command(subcommand)]
     Db(DbCommand),
-    /// Embed product descriptions with the configured model (ZAVA_EMBEDDING_MODEL_DIR; default: the
-    /// all-MiniLM-L6-v2 files installed by scripts/setup.sh). Only products lacking an embedding from this
-    /// model, unless --rebuild.
-    Embed {
-        /// Re-embed every product (after changing the model).
-        #[arg(long)]
-        rebuild: bool,
-    },
+    /// Embed product descriptions with the configured provider and model (default: the local all-MiniLM-L6-v2
+    /// installed by scripts/setup.sh). Only products lacking an embedding from this model, unless --rebuild.
+    Embed(EmbedArgs),
+    /// Serve the local embedding model over HTTP in OpenAI's and Azure OpenAI's shapes (POST /v1/embeddings,
+    /// POST /openai/deployments/{name}/embeddings), so several zava-mcp replicas can share one model process
+    /// (`--embedding-provider openai --openai-base-url http://127.0.0.1:11435/v1`). Needs no database.
+    EmbedServer(EmbedServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Re-embed every product (after changing the provider or model).
+    #[arg(long)]
+    pub rebuild: bool,
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedServerArgs {
+    /// Address to listen on (default 127.0.0.1:11435: this machine only). To serve other machines, listen on
+    /// e.g. 0.0.0.0:11435 and set --api-key.
+    #[arg(long, env = "ZAVA_EMBED_SERVER_LISTEN", default_value = embed_server::DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Require this key from every caller, as `Authorization: Bearer <key>` or `api-key: <key>` (what the
+    /// openai and azure-openai providers send); wrong or missing keys get 401.
+    #[arg(long, env = "ZAVA_EMBED_SERVER_API_KEY", hide_env_values = true, value_name = "KEY", value_parser = secret_arg)]
+    pub api_key: Option<Secret>,
+    /// The name callers use for the model (the request's `model`, or the Azure deployment name). Default: the
+    /// model directory's name, e.g. all-MiniLM-L6-v2.
+    #[arg(long, env = "ZAVA_EMBED_SERVER_MODEL_NAME", value_name = "NAME")]
+    pub model_name: Option<String>,
+    /// The sentence-transformers model directory to serve. Default: where scripts/setup.sh installs
+    /// all-MiniLM-L6-v2.
+    #[arg(long, env = "ZAVA_EMBEDDING_MODEL_DIR", value_name = "DIR")]
+    pub embedding_model_dir: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "ZAVA_EMBED_SERVER_MAX_BODY_BYTES", default_value_t = 16_777_216, value_parser = clap::value_parser!(u32).range(1024..=1_073_741_824))]
+    pub max_body_bytes: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,7 +121,10 @@ pub enum DbCommand {
     /// Generate the Zava dataset and load it, replacing the current data (initialises first if needed).
     Seed(SeedArgs),
     /// Start the managed cluster and keep it running after this command exits (until `db stop`).
-    Start,
+    Start {
+        #[command(flatten)]
+        embedding: EmbeddingArgs,
+    },
     /// Stop the managed cluster.
     Stop {
         /// Stop even while other zava-mcp processes are using it.
@@ -96,7 +132,10 @@ pub enum DbCommand {
         force: bool,
     },
     /// Stop and start the managed cluster.
-    Restart,
+    Restart {
+        #[command(flatten)]
+        embedding: EmbeddingArgs,
+    },
     /// Show the cluster state, schema version, dataset and row counts per table.
     Status,
     /// Print a connection URL a person can give to psql.
@@ -189,6 +228,8 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "ZAVA_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u32).range(1024..=67_108_864))]
     pub max_body_bytes: u32,
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +240,8 @@ pub struct StdioArgs {
     /// office UUID 00000000-0000-0000-0000-000000000000.
     #[arg(long = "rls-user-id", env = "ZAVA_RLS_USER_ID", value_name = "UUID")]
     pub rls_user_id: Option<String>,
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +252,8 @@ pub struct SeedArgs {
     /// Random seed: the same seed and size always produce byte-identical data.
     #[arg(long, default_value_t = GenOptions::DEFAULT_SEED)]
     pub seed: u64,
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -252,22 +297,76 @@ impl Cli {
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Command::EmbedServer(args) = cli.command {
+        return embed_server(args).await;
+    }
     let settings = cli.settings()?;
     match cli.command {
         Command::Serve(args) => serve(&settings, args).await,
         Command::Stdio(args) => stdio(&settings, args).await,
         Command::Db(cmd) => db(&settings, cmd).await,
-        Command::Embed { rebuild } => {
-            let embedder = Embedder::local(None)?;
+        Command::Embed(args) => {
+            let embedder = embedder(&args.embedding).await?;
             let n = with_db(&settings, async |db| {
                 let bar = indicatif::ProgressBar::new(0);
-                embed_products(db.endpoint(Role::Owner)?, &embedder, rebuild, &bar).await
+                embed_products(db.endpoint(Role::Owner)?, &embedder, args.rebuild, &bar).await
             })
             .await?;
             println!("embedded {n} product descriptions with {}", embedder.model_id());
             Ok(())
         }
+        Command::EmbedServer(_) => unreachable!("handled above"),
     }
+}
+
+/// The configured embedding provider, checked (settings) and ready (model loaded, or remote provider answered).
+async fn embedder(args: &EmbeddingArgs) -> Result<Embedder> {
+    Embedder::from_settings(&EmbeddingSettings::resolve(args)?).await
+}
+
+async fn embed_server(args: EmbedServerArgs) -> Result<()> {
+    let model_name = args
+        .model_name
+        .as_deref()
+        .map(|n| n.parse::<ModelName>().map_err(|e| anyhow::anyhow!("ZAVA_EMBED_SERVER_MODEL_NAME (--model-name) {e}")))
+        .transpose()?;
+    let api_key = args
+        .api_key
+        .as_ref()
+        .map(|k| k.checked().map_err(|e| anyhow::anyhow!("ZAVA_EMBED_SERVER_API_KEY (--api-key) {e}")))
+        .transpose()?;
+    if !args.listen.ip().is_loopback() && api_key.is_none() {
+        tracing::warn!(addr = %args.listen, "serving embeddings on a non-loopback address without --api-key: anyone who can reach it may use it");
+    }
+    let local = EmbeddingSettings {
+        provider: ProviderSettings::Local { model_dir: args.embedding_model_dir.clone() },
+        ..EmbeddingSettings::local()
+    };
+    let embedder = Embedder::from_settings(&local).await?;
+    let settings =
+        EmbedServerSettings { addr: args.listen, api_key, model_name, max_body_bytes: args.max_body_bytes as usize };
+    let shutdown = CancellationToken::new();
+    stop_on_signal(shutdown.clone())?;
+    let model = embedder.model_id().to_owned();
+    embed_server::serve(&embedder, &settings, shutdown, |addr| {
+        tracing::info!(%model, "serving embeddings on http://{addr}/v1/embeddings (OpenAI) and http://{addr}/openai/deployments/<name>/embeddings (Azure); press Ctrl-C to stop");
+    })
+    .await
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+fn stop_on_signal(shutdown: CancellationToken) -> Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        shutdown.cancel();
+        tracing::info!("shutting down");
+    });
+    Ok(())
 }
 
 /// Opens the database on a blocking thread (starting a cluster waits on processes), runs `f`, and always
@@ -300,25 +399,15 @@ async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> {
         }
         tracing::warn!(addr = %args.http, "serving trusted x-rls-user-id headers on a non-loopback address");
     }
+    let embedder = embedder(&args.embedding).await?;
     with_db(settings, async |db| {
-        let embedder = Embedder::local(None)?;
         if let Some(report) = db.ensure_ready(&embedder, true).await? {
             print_seed(&report);
         }
         let app =
             App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()).await?;
         let shutdown = CancellationToken::new();
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            stop.cancel();
-            tracing::info!("shutting down");
-        });
+        stop_on_signal(shutdown.clone())?;
         let stores = app.directory.len();
         crate::http::serve(app, &http, shutdown, |addr| {
             tracing::info!(
@@ -333,9 +422,9 @@ async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> {
 
 async fn stdio(settings: &DbSettings, args: StdioArgs) -> Result<()> {
     use rmcp::ServiceExt;
+    let embedder = embedder(&args.embedding).await?;
     with_db(settings, async |db| {
         // stdout carries the protocol: nothing else may be printed there.
-        let embedder = Embedder::local(None)?;
         if let Some(r) = db.ensure_ready(&embedder, false).await? {
             tracing::info!(rows = r.rows, "seeded the database");
         }
@@ -366,22 +455,23 @@ async fn db(settings: &DbSettings, cmd: DbCommand) -> Result<()> {
             println!("database initialised (schema version {})", crate::db::migrate::latest_version());
         }
         DbCommand::Seed(args) => {
+            let embedder = embedder(&args.embedding).await?;
             let report = with_db(settings, async |db| {
                 let _turn = db.provisioning_turn().await?;
                 db.init().await?;
-                db.seed(GenOptions { seed: args.seed, customers: args.customers }, &Embedder::local(None)?, true).await
+                db.seed(GenOptions { seed: args.seed, customers: args.customers }, &embedder, true).await
             })
             .await?;
             print_seed(&report);
         }
-        DbCommand::Start | DbCommand::Restart => {
+        DbCommand::Start { ref embedding } | DbCommand::Restart { ref embedding } => {
             require_managed(managed)?;
-            if matches!(cmd, DbCommand::Restart) {
+            let embedder = embedder(embedding).await?;
+            if matches!(cmd, DbCommand::Restart { .. }) {
                 cluster()?.stop()?;
             }
             let c = cluster()?;
             c.pin()?;
-            let embedder = Embedder::local(None)?;
             with_db(settings, async |db| db.ensure_ready(&embedder, true).await.map(|_| ())).await?;
             if let ClusterState::Running { port, pid } = c.state() {
                 println!("PostgreSQL is running on 127.0.0.1:{port} (pid {pid}); stop it with `zava-mcp db stop`");

@@ -170,6 +170,10 @@ impl Database {
         let _turn = self.provisioning_turn().await?;
         self.init().await?;
         if self.status().await?.is_seeded() {
+            let filled = crate::data::load::backfill_type_descriptions(self.endpoint(Role::Owner)?).await?;
+            if filled > 0 {
+                tracing::info!(types = filled, "added product type descriptions for search (schema upgrade)");
+            }
             let pb = bar(progress, 0);
             let n = embed_products(self.endpoint(Role::Owner)?, embedder, false, &pb).await?;
             pb.finish_and_clear();

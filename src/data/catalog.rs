@@ -38,6 +38,9 @@ pub struct Category {
 pub struct ProductType {
     pub name: String,
     pub code: String,
+    /// What the type is for, in a shopper's words: embedded and indexed with every product of the type so that
+    /// search can tell the aisles apart.
+    pub about: String,
     pub products: Vec<Product>,
 }
 
@@ -108,6 +111,10 @@ impl Catalog {
             for t in &c.types {
                 if t.code.len() != 3 || t.products.is_empty() {
                     return Err(format!("{} / {}: type code must be 3 letters, with products", c.name, t.name));
+                }
+                let words = t.about.split_whitespace().count();
+                if !(20..=100).contains(&words) {
+                    return Err(format!("{} / {}: about has {words} words (20-100 expected)", c.name, t.name));
                 }
                 for p in &t.products {
                     let words = p.description.split_whitespace().count();

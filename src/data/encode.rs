@@ -72,13 +72,13 @@ pub fn encode(data: &Dataset) -> Vec<TableCopy> {
         stores.row(&[&(i + 1), &s.name, &s.manager, &s.is_online]);
     }
     let mut categories = TableCopy::new("retail.categories", "category_id, category_name");
-    let mut types = TableCopy::new("retail.product_types", "type_id, category_id, type_name");
+    let mut types = TableCopy::new("retail.product_types", "type_id, category_id, type_name, type_description");
     let mut type_id = 0;
     for (ci, c) in catalog.categories.iter().enumerate() {
         categories.row(&[&(ci + 1), &c.name]);
         for t in &c.types {
             type_id += 1;
-            types.row(&[&type_id, &(ci + 1), &t.name]);
+            types.row(&[&type_id, &(ci + 1), &t.name, &t.about]);
         }
     }
     let mut products = TableCopy::new(

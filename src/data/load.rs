@@ -90,6 +90,7 @@ pub async fn load(
     }
     bar.inc(1);
     bar.set_message("building search documents");
+    tx.batch_execute(SEARCH_ROWS).await?;
     tx.batch_execute(SEARCH_DOCUMENTS).await?;
     for t in &forced {
         tx.batch_execute(&format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY")).await?;
@@ -109,17 +110,51 @@ pub async fn load(
     Ok(())
 }
 
-/// One search row per product: the full-text document (name and type weigh most, then category, then the
-/// description). Embeddings are filled in afterwards by the embedding step.
-const SEARCH_DOCUMENTS: &str = "INSERT INTO retail.product_description_embeddings (product_id, search_document)
-    SELECT p.product_id,
-           setweight(to_tsvector('english', p.product_name), 'A')
+/// One search row per product, its full-text document filled by [`SEARCH_DOCUMENTS`]. Embeddings are filled in
+/// afterwards by the embedding step.
+const SEARCH_ROWS: &str = "INSERT INTO retail.product_description_embeddings (product_id)
+    SELECT product_id FROM retail.products";
+
+/// The full-text document of every product: SKU, name and type weigh most, then category, then the description,
+/// then what the type is for.
+const SEARCH_DOCUMENTS: &str = "UPDATE retail.product_description_embeddings e
+    SET search_document = setweight(to_tsvector('simple', p.sku), 'A')
+        || setweight(to_tsvector('english', p.product_name), 'A')
         || setweight(to_tsvector('english', t.type_name), 'A')
         || setweight(to_tsvector('english', c.category_name), 'B')
         || setweight(to_tsvector('english', p.product_description), 'C')
+        || setweight(to_tsvector('english', coalesce(t.type_description, '')), 'D')
     FROM retail.products p
     JOIN retail.product_types t ON t.type_id = p.type_id
-    JOIN retail.categories c ON c.category_id = p.category_id";
+    JOIN retail.categories c ON c.category_id = p.category_id
+    WHERE p.product_id = e.product_id";
+
+/// A database seeded before product types had descriptions (schema V7) gets the built-in catalog's, matched by
+/// type name, and its search documents rebuilt; the embedding step then re-embeds the products whose text changed.
+/// Returns how many types were filled in.
+pub async fn backfill_type_descriptions(owner: &Endpoint) -> Result<u64> {
+    let mut client = owner.connect().await?;
+    let tx = client.transaction().await?;
+    let update = tx
+        .prepare(
+            "UPDATE retail.product_types t SET type_description = $3 FROM retail.categories c
+             WHERE c.category_id = t.category_id AND c.category_name = $1 AND t.type_name = $2
+               AND t.type_description IS NULL",
+        )
+        .await?;
+    let mut filled = 0;
+    for c in &super::catalog::Catalog::builtin().categories {
+        for t in &c.types {
+            filled += tx.execute(&update, &[&c.name, &t.name, &t.about]).await?;
+        }
+    }
+    if filled > 0 {
+        tx.batch_execute(SEARCH_ROWS).await?;
+        tx.batch_execute(SEARCH_DOCUMENTS).await?;
+    }
+    tx.commit().await?;
+    Ok(filled)
+}
 
 /// Progress steps `load` reports for `tables` tables.
 pub fn steps(tables: usize) -> u64 {

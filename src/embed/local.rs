@@ -187,6 +187,16 @@ impl LocalModel {
         let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
         Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
     }
+
+    /// How many tokens the model reads of each text (after truncation to its limit), e.g. for the `usage` an
+    /// OpenAI-compatible server reports. Blocking, like [`LocalModel::embed_batch`], but much cheaper.
+    pub fn count_tokens(&self, texts: &[&str]) -> anyhow::Result<Vec<usize>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(anyhow::Error::msg)?;
+        Ok(encodings.iter().map(|e| e.get_attention_mask().iter().filter(|&&m| m != 0).count()).collect())
+    }
 }
 
 /// `sentence-transformers/<name of the directory>`; the canonical path is used so `.` or a trailing slash work.
@@ -289,6 +299,15 @@ mod tests {
         let vectors = model().embed_batch(&refs).unwrap();
         assert_eq!(vectors.len(), 64);
         assert!(vectors.iter().all(|v| v.len() == 384 && (norm(v) - 1.0).abs() < 1e-4));
+    }
+
+    #[test]
+    fn tokens_are_counted_without_padding_and_up_to_the_limit() {
+        let long = "drill ".repeat(2000);
+        let counts = model().count_tokens(&["hello world", "hello", &long]).unwrap();
+        assert_eq!(counts[..2], [4, 3], "[CLS] hello world [SEP], [CLS] hello [SEP]");
+        assert_eq!(counts[2], 256, "truncated at the model's limit");
+        assert!(model().count_tokens(&[]).unwrap().is_empty());
     }
 
     #[test]

@@ -10,16 +10,23 @@ use crate::db::endpoint::Endpoint;
 
 const BATCH: usize = 32;
 
-/// The text embedded for a product: name, type, category, description.
-const PRODUCT_TEXTS: &str =
-    "SELECT p.product_id, p.product_name || '. ' || initcap(t.type_name) || ', ' || initcap(c.category_name)
-        || '. ' || p.product_description
-    FROM retail.products p
-    JOIN retail.product_types t ON t.type_id = p.type_id
-    JOIN retail.categories c ON c.category_id = p.category_id
-    JOIN retail.product_description_embeddings e ON e.product_id = p.product_id
-    WHERE $1 OR e.description_embedding IS NULL OR e.embedding_model IS DISTINCT FROM $2
-    ORDER BY p.product_id";
+/// The text embedded for a product: name, type, category, description, and what the type is for; with its SHA-256,
+/// for the products whose stored embedding is missing, from another model, or from another text.
+const PRODUCT_TEXTS: &str = "
+    SELECT product_id, text, sha256(convert_to(text, 'UTF8')) AS text_sha256
+    FROM (
+        SELECT p.product_id, e.description_embedding IS NULL AS missing, e.embedding_model,
+               e.embedded_text_sha256,
+               p.product_name || '. ' || initcap(t.type_name) || ', ' || initcap(c.category_name) || '. '
+                   || p.product_description || coalesce(' ' || t.type_description, '') AS text
+        FROM retail.products p
+        JOIN retail.product_types t ON t.type_id = p.type_id
+        JOIN retail.categories c ON c.category_id = p.category_id
+        JOIN retail.product_description_embeddings e ON e.product_id = p.product_id
+    ) texts
+    WHERE $1 OR missing OR embedding_model IS DISTINCT FROM $2
+       OR embedded_text_sha256 IS DISTINCT FROM sha256(convert_to(text, 'UTF8'))
+    ORDER BY length(text), product_id";
 
 /// What the database holds: (model, dimension) of the stored embeddings, if any.
 pub async fn stored_model(client: &tokio_postgres::Client) -> Result<Option<(String, i32)>> {
@@ -33,8 +40,9 @@ pub async fn stored_model(client: &tokio_postgres::Client) -> Result<Option<(Str
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
-/// Embeds the products that lack an embedding from this model (all of them with `rebuild`), as the owner.
-/// Returns how many were embedded.
+/// Embeds the products that lack an up-to-date embedding from this model (all of them with `rebuild`), as the
+/// owner. Texts go to the model sorted by length, so each batch pads to a similar length. Returns how many were
+/// embedded.
 pub async fn embed_products(owner: &Endpoint, embedder: &Embedder, rebuild: bool, bar: &ProgressBar) -> Result<usize> {
     let mut client = owner.connect().await?;
     let tx = client.transaction().await?;
@@ -45,19 +53,24 @@ pub async fn embed_products(owner: &Endpoint, embedder: &Embedder, rebuild: bool
     let update = tx
         .prepare(
             "UPDATE retail.product_description_embeddings
-             SET description_embedding = $2, embedding_model = $3, created_at = now() WHERE product_id = $1",
+             SET description_embedding = $2, embedding_model = $3, embedded_text_sha256 = $4, created_at = now()
+             WHERE product_id = $1",
         )
         .await?;
     for chunk in rows.chunks(BATCH) {
         let texts: Vec<String> = chunk.iter().map(|r| r.get(1)).collect();
         let vectors = embedder.embed(texts).await.context("embedding product descriptions failed")?;
         for (row, v) in chunk.iter().zip(vectors) {
-            let id: i32 = row.get(0);
-            tx.execute(&update, &[&id, &Vector::from(v), &embedder.model_id()]).await?;
+            let (id, sha): (i32, Vec<u8>) = (row.get(0), row.get(2));
+            tx.execute(&update, &[&id, &Vector::from(v), &embedder.model_id(), &sha]).await?;
         }
         bar.inc(chunk.len() as u64);
     }
     tx.commit().await?;
+    if !rows.is_empty() {
+        // The planner's statistics were taken before the vectors existed; searches join better with fresh ones.
+        client.batch_execute("ANALYZE retail.product_description_embeddings").await?;
+    }
     Ok(rows.len())
 }
 
@@ -78,6 +91,7 @@ async fn ensure_dimension(tx: &tokio_postgres::Transaction<'_>, dimension: usize
             "DROP INDEX IF EXISTS retail.idx_product_description_embedding_hnsw;
              ALTER TABLE retail.product_description_embeddings
                  ALTER COLUMN description_embedding TYPE {wanted} USING NULL::{wanted};
+             ALTER TABLE retail.product_description_embeddings ALTER COLUMN description_embedding SET STORAGE MAIN;
              CREATE INDEX idx_product_description_embedding_hnsw ON retail.product_description_embeddings
                  USING hnsw (description_embedding vector_cosine_ops) WITH (m = 16, ef_construction = 200);"
         ))

@@ -9,13 +9,19 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use moka::future::Cache;
 
+use super::batch::{BatchError, Batcher};
+use super::error::EmbedError;
 use super::local::LocalModel;
+use super::remote::RemoteEmbedder;
+use super::settings::{EmbeddingSettings, ProviderSettings};
 
 /// Which embedding implementation to use.
 #[derive(Clone)]
 pub enum Embedder {
     /// A sentence-transformers model run in process with candle (the default; works offline).
     Local(Arc<LocalModel>),
+    /// An OpenAI-compatible or Azure OpenAI service, with timeouts, retries and a circuit breaker.
+    Remote(Arc<RemoteEmbedder>),
 }
 
 impl Embedder {
@@ -25,20 +31,60 @@ impl Embedder {
         Ok(Embedder::Local(Arc::new(LocalModel::load(&dir)?)))
     }
 
+    /// The configured provider, ready to embed: the local model loaded, or a remote one that answered a probe
+    /// (which is how its vectors' length is learnt). A provider that cannot be reached stops startup here.
+    pub async fn from_settings(settings: &EmbeddingSettings) -> Result<Self> {
+        let remote = match &settings.provider {
+            ProviderSettings::Local { model_dir } => {
+                let dir = model_dir.clone();
+                return tokio::task::spawn_blocking(move || Embedder::local(dir.as_deref()))
+                    .await
+                    .context("loading the embedding model failed")?;
+            }
+            ProviderSettings::OpenAi(s) => RemoteEmbedder::openai(s, &settings.remote).await,
+            ProviderSettings::AzureOpenAi(s) => RemoteEmbedder::azure(s, &settings.remote).await,
+        };
+        let remote = remote.map_err(|e| {
+            let hint = if e.is_transient() {
+                "; start it, or choose another with --embedding-provider (ZAVA_EMBEDDING_PROVIDER)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("the configured embedding provider is not usable: {e}{hint}")
+        })?;
+        Ok(Embedder::Remote(Arc::new(remote)))
+    }
+
     pub fn model_id(&self) -> &str {
         match self {
             Embedder::Local(m) => m.model_id(),
+            Embedder::Remote(r) => r.model_id(),
         }
     }
 
     pub fn dimension(&self) -> usize {
         match self {
             Embedder::Local(m) => m.dimension(),
+            Embedder::Remote(r) => r.dimension(),
         }
     }
 
-    /// Embeds a batch of texts without blocking the async runtime.
+    /// The in-process model, when that is the provider (`zava-mcp embed-server` serves it).
+    pub fn local_model(&self) -> Option<&Arc<LocalModel>> {
+        match self {
+            Embedder::Local(m) => Some(m),
+            Embedder::Remote(_) => None,
+        }
+    }
+
+    /// Embeds a batch of texts without blocking the async runtime: one unit-length vector per text, in order.
+    /// The error is an [`EmbedError`] (find it with [`EmbedError::in_chain`]).
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        self.try_embed(texts).await.map_err(anyhow::Error::new)
+    }
+
+    /// [`Embedder::embed`] with its error typed.
+    pub async fn try_embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
         match self {
             Embedder::Local(m) => {
                 let m = m.clone();
@@ -47,37 +93,55 @@ impl Embedder {
                     m.embed_batch(&refs)
                 })
                 .await
-                .context("the embedding task failed")?
+                .map_err(|e| EmbedError::Local(format!("the embedding task failed: {e}")))?
+                .map_err(|e| EmbedError::Local(format!("{e:#}")))
             }
+            Embedder::Remote(r) => r.embed(texts).await,
         }
     }
 }
 
-/// Query embeddings with an in-process cache.
+/// Query embeddings: cached in process, and batched with whatever other queries are waiting for the model.
 #[derive(Clone)]
 pub struct QueryEmbedder {
     embedder: Embedder,
+    batcher: Batcher<EmbedError>,
     cache: Cache<(String, String), Arc<Vec<f32>>>,
 }
 
 impl QueryEmbedder {
+    /// Must be called inside a tokio runtime (it starts the batching task).
     pub fn new(embedder: Embedder, max_entries: u64) -> Self {
-        Self { embedder, cache: Cache::builder().max_capacity(max_entries).build() }
+        let model = embedder.clone();
+        // The local model already uses every core for one batch; a remote provider's batches mostly wait on the
+        // network, so several may be under way.
+        let in_flight = match embedder {
+            Embedder::Local(_) => 1,
+            Embedder::Remote(_) => 4,
+        };
+        let batcher = Batcher::spawn(
+            move |texts| {
+                let model = model.clone();
+                async move { model.try_embed(texts).await }
+            },
+            in_flight,
+        );
+        Self { embedder, batcher, cache: Cache::builder().max_capacity(max_entries).build() }
     }
 
     pub fn embedder(&self) -> &Embedder {
         &self.embedder
     }
 
-    /// The embedding of one query text, from the cache when it was seen before.
+    /// The embedding of one query text, from the cache when it was seen before. Concurrent requests for the same
+    /// text share one computation.
     pub async fn embed(&self, text: &str) -> Result<Arc<Vec<f32>>> {
         let key = (self.embedder.model_id().to_owned(), text.to_owned());
-        if let Some(v) = self.cache.get(&key).await {
-            return Ok(v);
-        }
-        let mut vectors = self.embedder.embed(vec![text.to_owned()]).await?;
-        let v = Arc::new(vectors.pop().context("the model returned no embedding")?);
-        self.cache.insert(key, v.clone()).await;
-        Ok(v)
+        self.cache.try_get_with(key, async { self.batcher.embed(text.to_owned()).await.map(Arc::new) }).await.map_err(
+            |e| match e.as_ref() {
+                BatchError::Embed(inner) => anyhow::Error::new(inner.clone()),
+                other => anyhow::anyhow!("{other}"),
+            },
+        )
     }
 }

@@ -8,6 +8,7 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use serde_json::{Map, Value, json};
 
 use crate::db::query::{QueryError, QueryOutput, Truncation};
+use crate::embed::error::EmbedError;
 use crate::guard::GuardError;
 
 /// The success shape of `execute_sales_query`.
@@ -102,6 +103,17 @@ pub fn error(message: impl Into<String>, details: Map<String, Value>) -> CallToo
     let mut result = CallToolResult::error(vec![ContentBlock::text(value.to_string())]);
     result.structured_content = Some(value);
     result
+}
+
+/// `semantic_search_products` could not embed the query: say why, when to retry if known, and that keyword
+/// search still works.
+pub fn semantic_search_unavailable(e: &EmbedError) -> CallToolResult {
+    let mut details = Map::new();
+    if let Some(wait) = e.retry_in() {
+        details.insert("retry_in_s".into(), wait.as_secs_f64().ceil().into());
+    }
+    details.insert("working_mode".into(), "keyword".into());
+    error(e.for_search(), details)
 }
 
 pub fn guard_error(e: &GuardError) -> CallToolResult {

@@ -16,9 +16,10 @@ use super::output;
 use super::text;
 use crate::app::App;
 use crate::db::{context, introspect, query};
+use crate::embed::error::EmbedError;
 use crate::guard::ReadOnlySql;
 use crate::identity::{IDENTITY_HEADER, IdentityError};
-use crate::search::{self, SearchMode, SearchRequest};
+use crate::search::{self, SearchMode, SearchRequest, SearchStatement};
 use crate::tenant::Tenant;
 
 /// Where a call's identity comes from.
@@ -191,16 +192,17 @@ impl ZavaServer {
             _ => match self.app.embeddings.embed(&request.text).await {
                 Ok(v) => Some(v.as_ref().clone()),
                 Err(e) => {
-                    tracing::warn!(error = %e, "query embedding failed");
-                    return Ok(output::error(
-                        format!("Semantic search is unavailable right now ({e}); retry, or use mode 'keyword'"),
-                        Map::new(),
-                    ));
+                    let cause = EmbedError::from_anyhow(&e);
+                    tracing::warn!(error = %cause, "query embedding failed");
+                    return Ok(output::semantic_search_unavailable(&cause));
                 }
             },
         };
-        let hits =
-            self.in_tenant_tx(tenant, async |tx| search::search(tx, request, embedding).await.map_err(pg)).await?;
+        let hits = self
+            .in_tenant_tx_with(tenant, SearchStatement::prepare_cached, async |tx, statement| {
+                search::search(tx, &statement, request, embedding).await.map_err(pg)
+            })
+            .await?;
         Ok(output::search_result(&hits, request.threshold_percent))
     }
 
@@ -210,11 +212,23 @@ impl ZavaServer {
         tenant: &Tenant,
         work: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, query::QueryError>,
     ) -> Result<T, query::QueryError> {
+        self.in_tenant_tx_with(tenant, async |_| Ok(()), async |tx, ()| work(tx).await).await
+    }
+
+    /// [`Self::in_tenant_tx`], with a statement prepared (or taken from the connection's cache) before the
+    /// transaction begins.
+    async fn in_tenant_tx_with<S, T>(
+        &self,
+        tenant: &Tenant,
+        prepare: impl AsyncFnOnce(&deadpool_postgres::ClientWrapper) -> Result<S, tokio_postgres::Error>,
+        work: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>, S) -> Result<T, query::QueryError>,
+    ) -> Result<T, query::QueryError> {
         let mut client = self.app.pool.get().await?;
+        let prepared = prepare(&client).await.map_err(pg)?;
         let tx = context::begin(&mut client, &self.app.sign(tenant), self.app.settings.limits.statement_timeout)
             .await
             .map_err(|e| query::QueryError::Unavailable(format!("{e:#}")))?;
-        let out = work(&tx).await;
+        let out = work(&tx, prepared).await;
         let _ = tx.rollback().await;
         out
     }

@@ -27,12 +27,13 @@ Physical vs online store: retail.stores.is_online. Never return IDs or UUIDs to 
 pub const QUERY_ARG: &str = "One PostgreSQL SELECT (or WITH ... SELECT) statement.";
 
 pub const SEARCH: &str = "Find Zava products by meaning: describe the purpose, features or use in natural language \
-(e.g. 'waterproof electrical box for outdoor use', '15 amp circuit breaker', 'LED light bulbs for kitchen \
-ceiling'). Returns {\"c\":columns,\"r\":rows,\"n\":count} with category and type names, list price, \
+or the job to be done (e.g. 'waterproof electrical box for outdoor use', '15 amp circuit breaker', 'cut curves \
+in plywood'). Returns {\"c\":columns,\"r\":rows,\"n\":count} with category and type names, list price, \
 similarity_distance and sp (similarity %).";
 
 pub const SEARCH_QUERY: &str = "What the product is for: purpose, features or use case.";
 pub const SEARCH_MAX_ROWS: &str = "How many products to return, 1-100 (default 20).";
 pub const SEARCH_THRESHOLD: &str =
     "Minimum similarity in percent, 0-100 (default 30); lower finds more, looser matches.";
-pub const SEARCH_MODE: &str = "hybrid (default: meaning + keywords), semantic (meaning only) or keyword (words only).";
+pub const SEARCH_MODE: &str = "semantic (default: by meaning, the best-matching product type first), keyword (exact \
+words, e.g. a spec like '12 AWG' or a product name) or hybrid (both fused). A SKU finds its product in every mode.";

@@ -1,13 +1,14 @@
 //! Product search: the request contract of `semantic_search_products` and the hybrid query behind it.
 //!
 //! Products are shared data, but the search still runs inside the caller's tenant transaction like every other
-//! tool. Three modes: `semantic` (pgvector cosine distance to the query's embedding), `keyword` (PostgreSQL
-//! full-text search over name, type, category and description), and `hybrid`, which fuses the two rankings by
-//! Reciprocal Rank Fusion so that a product found by both ranks above one found by either alone.
+//! tool. Three modes: `semantic` (cosine similarity to the query's embedding, grouped by product type; the
+//! default, because it measures best), `keyword` (PostgreSQL full-text search over SKU, name, type, category,
+//! description and what the type is for), and `hybrid`, which fuses the two rankings by Reciprocal Rank Fusion.
+//! In every mode a query that is exactly a SKU returns that product first.
 
 mod query;
 
-pub use query::{SearchHit, search};
+pub use query::{SearchHit, SearchStatement, search};
 
 use serde::Deserialize;
 
@@ -15,9 +16,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
+    /// The default: it ranks best on `data/search_eval.toml` (see `cargo bench --bench search`).
+    #[default]
     Semantic,
     Keyword,
-    #[default]
     Hybrid,
 }
 
@@ -86,7 +88,7 @@ mod tests {
         let r = SearchRequest::new("  15 amp breaker ", None, None, None).unwrap();
         assert_eq!(
             (r.text.as_str(), r.max_rows, r.threshold_percent, r.mode),
-            ("15 amp breaker", 20, 30.0, SearchMode::Hybrid)
+            ("15 amp breaker", 20, 30.0, SearchMode::Semantic)
         );
         assert!((r.max_distance() - 0.7).abs() < 1e-12);
     }

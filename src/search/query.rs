@@ -1,20 +1,30 @@
 //! The search query itself, one statement for all three modes.
 //!
-//! Each half ranks at most `CANDIDATES` products: the semantic half by cosine distance (HNSW index, searched
-//! with a wide `ef_search` so it is effectively exact at this catalog size), the keyword half by `ts_rank_cd`
-//! over an OR of the query's stemmed words (so a product matching most words ranks first, and one matching a
-//! single word still qualifies). Reciprocal Rank Fusion adds `1 / (K + rank)` from each half. The similarity
-//! threshold filters on cosine distance wherever an embedding is involved, as in the origin.
+//! The semantic half scores every product exactly (cosine similarity to the query; the catalog is a few hundred
+//! products, so an exact scan costs about a millisecond and misses nothing) and then groups by aisle: each product
+//! also gets `TYPE_WEIGHT` times the best similarity within its product type. Store managers ask for jobs ("cut
+//! curves in plywood"), and a small sentence model is much surer about which aisle serves a job than about which
+//! single product does; grouping puts the whole right aisle first, best match first within it. The keyword half
+//! ranks by `ts_rank_cd` over an OR of the query's stemmed words (a product matching most words first; one
+//! matching a single word still qualifies). Hybrid adds the two by Reciprocal Rank Fusion, `1 / (K + rank)`, with
+//! the keyword half weighted down; a query that is exactly a SKU puts that product first whatever the mode
+//! (the similarity threshold does not apply to it). The weights are the best measured by `cargo bench --bench search` on
+//! `data/search_eval.toml`. The similarity threshold filters on cosine distance wherever an embedding is
+//! involved, as in the origin.
 
 use pgvector::Vector;
-use tokio_postgres::Transaction;
+use tokio_postgres::{Client, Statement, Transaction};
 
 use super::{SearchMode, SearchRequest};
 
-/// Candidates each half contributes before fusion.
+/// Candidates each half contributes before fusion (at least `max_rows`).
 const CANDIDATES: i64 = 60;
-/// The RRF constant (the usual 60: damps the advantage of the very top ranks).
-const RRF_K: f64 = 60.0;
+/// How much the best similarity within a product's type adds to its own.
+const TYPE_WEIGHT: f64 = 5.0;
+/// The RRF constant: small, so the top of each ranking counts for much more than its tail.
+const RRF_K: f64 = 5.0;
+/// The keyword half's weight in hybrid fusion (the semantic half's is 1).
+const KEYWORD_WEIGHT: f64 = 0.3;
 
 /// One product found.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,23 +46,30 @@ const SQL: &str = "
 WITH q AS (
     SELECT $2::vector AS embedding,
            nullif(replace(plainto_tsquery('english', $1)::text, '&', '|'), '')::tsquery AS words
-), semantic AS (
-    SELECT e.product_id, row_number() OVER (ORDER BY e.description_embedding <=> q.embedding) AS rank
-    FROM retail.product_description_embeddings e, q
+), scored AS MATERIALIZED (
+    SELECT e.product_id, p.type_id, 1 - (e.description_embedding <=> q.embedding) AS similarity
+    FROM retail.product_description_embeddings e
+    JOIN retail.products p ON p.product_id = e.product_id
+    CROSS JOIN q
     WHERE $5 <> 'keyword' AND q.embedding IS NOT NULL AND e.description_embedding IS NOT NULL
-    ORDER BY e.description_embedding <=> q.embedding
+), semantic AS (
+    SELECT product_id, row_number() OVER (ORDER BY score DESC, product_id) AS rank
+    FROM (SELECT product_id, similarity + $8 * max(similarity) OVER (PARTITION BY type_id) AS score FROM scored) g
+    ORDER BY rank
     LIMIT $4
 ), keyword AS (
     SELECT e.product_id,
            row_number() OVER (ORDER BY ts_rank_cd(e.search_document, q.words, 32) DESC, e.product_id) AS rank
     FROM retail.product_description_embeddings e, q
     WHERE $5 <> 'semantic' AND q.words IS NOT NULL AND e.search_document @@ q.words
-    ORDER BY ts_rank_cd(e.search_document, q.words, 32) DESC, e.product_id
+    ORDER BY rank
     LIMIT $4
+), exact AS (
+    SELECT product_id, true AS exact_sku FROM retail.products WHERE sku = upper(btrim($1))
 ), fused AS (
-    SELECT product_id,
-           coalesce(1.0 / ($6::float8 + s.rank), 0) + coalesce(1.0 / ($6::float8 + k.rank), 0) AS score
-    FROM semantic s FULL JOIN keyword k USING (product_id)
+    SELECT product_id, coalesce(x.exact_sku, false) AS exact_sku,
+           coalesce(1.0 / ($6::float8 + s.rank), 0) + $9 * coalesce(1.0 / ($6::float8 + k.rank), 0) AS score
+    FROM semantic s FULL JOIN keyword k USING (product_id) FULL JOIN exact x USING (product_id)
 )
 SELECT p.product_id, p.sku, p.product_name, c.category_name, t.type_name, p.base_price::text,
        p.product_description, d.distance
@@ -63,18 +80,34 @@ JOIN retail.product_types t ON t.type_id = p.type_id
 JOIN retail.product_description_embeddings e ON e.product_id = f.product_id
 CROSS JOIN q
 CROSS JOIN LATERAL (SELECT e.description_embedding <=> q.embedding AS distance) d
-WHERE $5 = 'keyword' OR d.distance <= $3
-ORDER BY f.score DESC, d.distance NULLS LAST, p.product_id
+WHERE $5 = 'keyword' OR d.distance <= $3 OR f.exact_sku
+ORDER BY f.exact_sku DESC, f.score DESC, d.distance NULLS LAST, p.product_id
 LIMIT $7";
 
-/// Searches inside `tx` (the caller's tenant transaction). `embedding` is the query's embedding; it may be None
-/// only in keyword mode.
+/// The search statement, prepared on one connection. Planning it costs more than running it, so each connection
+/// prepares it once (the server keeps it in the pool's per-connection statement cache).
+#[derive(Clone)]
+pub struct SearchStatement(Statement);
+
+impl SearchStatement {
+    pub async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        client.prepare(SQL).await.map(Self)
+    }
+
+    /// Prepared once per pooled connection, then reused.
+    pub async fn prepare_cached(client: &deadpool_postgres::ClientWrapper) -> Result<Self, tokio_postgres::Error> {
+        client.prepare_cached(SQL).await.map(Self)
+    }
+}
+
+/// Searches inside `tx` (the caller's tenant transaction, on the connection `statement` was prepared on).
+/// `embedding` is the query's embedding; it may be None only in keyword mode.
 pub async fn search(
     tx: &Transaction<'_>,
+    statement: &SearchStatement,
     request: &SearchRequest,
     embedding: Option<Vec<f32>>,
 ) -> Result<Vec<SearchHit>, tokio_postgres::Error> {
-    tx.batch_execute("SET LOCAL hnsw.ef_search = 200").await?;
     let mode = match request.mode {
         SearchMode::Semantic => "semantic",
         SearchMode::Keyword => "keyword",
@@ -83,15 +116,17 @@ pub async fn search(
     let embedding = embedding.map(Vector::from);
     let rows = tx
         .query(
-            SQL,
+            &statement.0,
             &[
                 &request.text,
                 &embedding,
                 &request.max_distance(),
-                &CANDIDATES,
+                &CANDIDATES.max(request.max_rows as i64),
                 &mode,
                 &RRF_K,
                 &(request.max_rows as i64),
+                &TYPE_WEIGHT,
+                &KEYWORD_WEIGHT,
             ],
         )
         .await?;

@@ -84,6 +84,13 @@ pub fn embedder() -> &'static zava_mcp::embed::provider::Embedder {
     })
 }
 
+/// An HTTP client for talking to servers under test. zava-mcp builds reqwest with rustls but no default crypto
+/// provider (no aws-lc build), so the process's provider is installed first.
+pub fn http_client() -> reqwest::Client {
+    zava_mcp::embed::remote::install_tls_provider();
+    reqwest::Client::new()
+}
+
 /// When the tests run as root, the postgres user must be able to reach the temp directory.
 pub fn make_traversable(dir: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;

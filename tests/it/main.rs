@@ -5,6 +5,7 @@ mod cli;
 mod clients;
 mod cluster;
 mod decode;
+mod embed_remote;
 mod harness;
 mod introspect;
 mod rls;

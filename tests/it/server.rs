@@ -55,7 +55,7 @@ impl TestApp {
             .unwrap();
         });
         let addr = rx.await.unwrap();
-        TestApp { url: format!("http://{addr}"), http: reqwest::Client::new(), db, shutdown }
+        TestApp { url: format!("http://{addr}"), http: crate::harness::http_client(), db, shutdown }
     }
 
     fn post(&self, identity: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
