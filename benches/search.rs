@@ -6,7 +6,8 @@
 //! "CATEGORY / TYPE" is listed for the query); `-- --misses` also lists the queries whose top 5 are not all
 //! relevant. Then it measures searches per second through the real path (query embedding + tenant transaction +
 //! SQL) for one caller and for eight concurrent callers (whose query embeddings the model computes in batches),
-//! uncached and with the query-embedding cache warm.
+//! uncached and with the query-embedding cache warm, and the query embedding alone. It also times embedding every
+//! product (what a first `serve` adds to the dataset's generation).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,6 +39,22 @@ impl Labelled {
     fn is_relevant(&self, hit: &SearchHit) -> bool {
         self.relevant.contains(&format!("{} / {}", hit.category_name, hit.type_name))
     }
+}
+
+/// `text` with the case of its letters flipped by the bits of `variant`: a distinct cache key for the same tokens
+/// (the model is uncased), so "computed" measures real query lengths rather than texts with a counter appended.
+fn recased(text: &str, variant: usize) -> String {
+    let mut bits = variant + 1;
+    text.chars()
+        .map(|c| {
+            if !c.is_ascii_alphabetic() {
+                return c;
+            }
+            let flip = bits & 1 == 1;
+            bits >>= 1;
+            if flip { c.to_ascii_uppercase() } else { c }
+        })
+        .collect()
 }
 
 /// Runs `texts` as default-mode searches from `clients` concurrent callers; returns (searches, seconds).
@@ -80,6 +97,9 @@ async fn throughput(
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the server does: one thread per model batch, batches in parallel.
+    // SAFETY: no other thread exists yet.
+    unsafe { zava_mcp::embed::local::prefer_one_thread_per_batch() };
     let show_misses = std::env::args().any(|a| a == "--misses");
     let eval: EvalSet = toml::from_str(include_str!("../data/search_eval.toml"))?;
     let dir = tempfile::Builder::new().prefix("zava-bench-").tempdir()?;
@@ -93,7 +113,18 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(async {
         db.init().await?;
+        let started = Instant::now();
         db.seed(GenOptions { seed: 42, customers: 200 }, &embedder, false).await?;
+        let seeded = started.elapsed();
+        let owner = db.endpoint(Role::Owner)?.clone();
+        let started = Instant::now();
+        let bar = indicatif::ProgressBar::hidden();
+        let n = zava_mcp::embed::products::embed_products(&owner, &embedder, true, &bar).await?;
+        println!(
+            "seed with 200 customers, products embedded: {:.1} s; re-embedding all {n} products: {:.1} s\n",
+            seeded.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
         let query_endpoint = db.endpoint(Role::Query)?.clone();
         let ctx = SignedContext::sign(&Tenant::HeadOffice, db.context_key(), CONTEXT_VALIDITY);
         let mut client = query_endpoint.connect().await?;
@@ -130,16 +161,16 @@ fn main() -> anyhow::Result<()> {
 
         println!("\nthroughput, default mode, max_rows 20, queries from the eval set; one connection per caller");
         println!("{:>8} {:>10} {:>12} {:>10}", "callers", "embedding", "searches/s", "ms each");
-        for callers in [1usize, 8] {
+        for callers in [1usize, 8, 32] {
             for warm in [false, true] {
-                // Uncached: every text is new (a suffix defeats the cache, not the model's work).
+                // Computed: every text is new to the cache but reads the same to the (uncased) model.
                 let texts: Vec<String> = eval
                     .query
                     .iter()
                     .cycle()
                     .take(if warm { 2000 } else { 400 })
                     .enumerate()
-                    .map(|(n, q)| if warm { q.text.clone() } else { format!("{} #{n} {callers}", q.text) })
+                    .map(|(n, q)| if warm { q.text.clone() } else { recased(&q.text, n * 10 + callers) })
                     .collect();
                 let embeddings = if warm { cache.clone() } else { QueryEmbedder::new(embedder.clone(), 10_000) };
                 let (n, secs) = throughput(&query_endpoint, &ctx, &embeddings, texts, callers).await?;
@@ -150,6 +181,37 @@ fn main() -> anyhow::Result<()> {
                     secs * 1000.0 * callers as f64 / n as f64
                 );
             }
+        }
+        println!("\nquery embedding alone (no database), computed");
+        for callers in [1usize, 8, 32] {
+            let embeddings = QueryEmbedder::new(embedder.clone(), 10_000);
+            let texts: Vec<String> = eval
+                .query
+                .iter()
+                .cycle()
+                .take(400)
+                .enumerate()
+                .map(|(n, q)| recased(&q.text, n * 10 + callers + 5))
+                .collect();
+            let texts = Arc::new(texts);
+            let next = Arc::new(AtomicUsize::new(0));
+            let started = Instant::now();
+            let workers: Vec<_> = (0..callers)
+                .map(|_| {
+                    let (texts, next, embeddings) = (texts.clone(), next.clone(), embeddings.clone());
+                    tokio::spawn(async move {
+                        while let Some(text) = texts.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            embeddings.embed(text).await?;
+                        }
+                        anyhow::Ok(())
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.await??;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!("{callers:>8} {:>10} {:>12.0}", "computed", texts.len() as f64 / secs);
         }
         anyhow::Ok(())
     });

@@ -3,8 +3,19 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // SAFETY: nothing else runs yet; the runtime and its threads start below.
+    unsafe { zava_mcp::embed::local::prefer_one_thread_per_batch() };
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> std::process::ExitCode {
     let cli = zava_mcp::cli::Cli::parse();
     // Migration and driver chatter (NOTICEs such as "already exists, skipping") is noise for a person.
     let directives = format!("{},refinery=warn,refinery_core=warn,tokio_postgres=warn", cli.global.log);

@@ -1,7 +1,16 @@
 //! Product description embeddings: computed for every product at seed time (batched, with progress), stored with
 //! the model's name, in a vector column whose dimension follows the model.
+//!
+//! A product's vector blends two embeddings: its own text (name, type, category, description) and its type's
+//! (type, category, and what the type is for), as `normalize(product + TYPE_BLEND * type)`. The type half carries
+//! the everyday jobs the aisle serves; blending vectors rather than concatenating the texts keeps each product's
+//! text short (embedding cost grows with length) and embeds each type's text once instead of once per product.
+//! It also ranks better on `data/search_eval.toml` than the concatenated text did.
+
+use std::collections::HashMap;
 
 use anyhow::{Context, Result};
+use futures_util::StreamExt;
 use indicatif::ProgressBar;
 use pgvector::Vector;
 
@@ -9,24 +18,28 @@ use super::provider::Embedder;
 use crate::db::endpoint::Endpoint;
 
 const BATCH: usize = 32;
+/// The weight of the type's embedding in each product's vector (best measured of 0.5-2.0).
+const TYPE_BLEND: f32 = 0.8;
 
-/// The text embedded for a product: name, type, category, description, and what the type is for; with its SHA-256,
-/// for the products whose stored embedding is missing, from another model, or from another text.
+/// The two texts embedded for a product, with the SHA-256 of both, for the products whose stored embedding is
+/// missing, from another model, or from other texts.
 const PRODUCT_TEXTS: &str = "
-    SELECT product_id, text, sha256(convert_to(text, 'UTF8')) AS text_sha256
+    SELECT product_id, product_text, type_text, sha256(convert_to(product_text || E'\\n' || type_text, 'UTF8'))
     FROM (
         SELECT p.product_id, e.description_embedding IS NULL AS missing, e.embedding_model,
                e.embedded_text_sha256,
                p.product_name || '. ' || initcap(t.type_name) || ', ' || initcap(c.category_name) || '. '
-                   || p.product_description || coalesce(' ' || t.type_description, '') AS text
+                   || p.product_description AS product_text,
+               initcap(t.type_name) || ', ' || initcap(c.category_name) || '. ' || coalesce(t.type_description, '')
+                   AS type_text
         FROM retail.products p
         JOIN retail.product_types t ON t.type_id = p.type_id
         JOIN retail.categories c ON c.category_id = p.category_id
         JOIN retail.product_description_embeddings e ON e.product_id = p.product_id
     ) texts
     WHERE $1 OR missing OR embedding_model IS DISTINCT FROM $2
-       OR embedded_text_sha256 IS DISTINCT FROM sha256(convert_to(text, 'UTF8'))
-    ORDER BY length(text), product_id";
+       OR embedded_text_sha256 IS DISTINCT FROM sha256(convert_to(product_text || E'\\n' || type_text, 'UTF8'))
+    ORDER BY length(product_text), product_id";
 
 /// What the database holds: (model, dimension) of the stored embeddings, if any.
 pub async fn stored_model(client: &tokio_postgres::Client) -> Result<Option<(String, i32)>> {
@@ -57,12 +70,28 @@ pub async fn embed_products(owner: &Endpoint, embedder: &Embedder, rebuild: bool
              WHERE product_id = $1",
         )
         .await?;
-    for chunk in rows.chunks(BATCH) {
-        let texts: Vec<String> = chunk.iter().map(|r| r.get(1)).collect();
-        let vectors = embedder.embed(texts).await.context("embedding product descriptions failed")?;
-        for (row, v) in chunk.iter().zip(vectors) {
-            let (id, sha): (i32, Vec<u8>) = (row.get(0), row.get(2));
-            tx.execute(&update, &[&id, &Vector::from(v), &embedder.model_id(), &sha]).await?;
+    // Each type's text once, then the products' texts, several batches at once (one per core for the local
+    // model); results come back in order.
+    let mut type_texts: Vec<String> = rows.iter().map(|r| r.get(2)).collect();
+    type_texts.sort();
+    type_texts.dedup();
+    let mut types = HashMap::new();
+    for chunk in type_texts.chunks(BATCH) {
+        let vectors = embedder.embed(chunk.to_vec()).await.context("embedding product type descriptions failed")?;
+        types.extend(chunk.iter().cloned().zip(vectors));
+    }
+    let mut batches = futures_util::stream::iter(rows.chunks(BATCH))
+        .map(|chunk| async move {
+            let texts: Vec<String> = chunk.iter().map(|r| r.get(1)).collect();
+            (chunk, embedder.embed(texts).await)
+        })
+        .buffered(embedder.parallel_batches());
+    while let Some((chunk, vectors)) = batches.next().await {
+        let vectors = vectors.context("embedding product descriptions failed")?;
+        for (row, product) in chunk.iter().zip(vectors) {
+            let (id, type_text, sha): (i32, String, Vec<u8>) = (row.get(0), row.get(2), row.get(3));
+            let blended = blend(&product, &types[&type_text]);
+            tx.execute(&update, &[&id, &Vector::from(blended), &embedder.model_id(), &sha]).await?;
         }
         bar.inc(chunk.len() as u64);
     }
@@ -72,6 +101,14 @@ pub async fn embed_products(owner: &Endpoint, embedder: &Embedder, rebuild: bool
         client.batch_execute("ANALYZE retail.product_description_embeddings").await?;
     }
     Ok(rows.len())
+}
+
+/// `normalize(product + TYPE_BLEND * kind)`.
+fn blend(product: &[f32], kind: &[f32]) -> Vec<f32> {
+    let mut v: Vec<f32> = product.iter().zip(kind).map(|(p, k)| p + TYPE_BLEND * k).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
 }
 
 /// Makes the vector column match the model's dimension (a different model may have another), rebuilding its
@@ -98,4 +135,16 @@ async fn ensure_dimension(tx: &tokio_postgres::Transaction<'_>, dimension: usize
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blend_is_unit_length_and_leans_towards_the_product() {
+        let v = blend(&[1.0, 0.0], &[0.0, 1.0]);
+        assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(v[0] > v[1] && v[1] > 0.0, "{v:?}");
+    }
 }

@@ -69,6 +69,15 @@ impl Embedder {
         }
     }
 
+    /// How many batches are worth running at once: one per free core for the local model; a few for a remote
+    /// provider, whose batches mostly wait on the network.
+    pub fn parallel_batches(&self) -> usize {
+        match self {
+            Embedder::Local(_) => super::local::parallel_batches(),
+            Embedder::Remote(_) => 4,
+        }
+    }
+
     /// The in-process model, when that is the provider (`zava-mcp embed-server` serves it).
     pub fn local_model(&self) -> Option<&Arc<LocalModel>> {
         match self {
@@ -113,12 +122,7 @@ impl QueryEmbedder {
     /// Must be called inside a tokio runtime (it starts the batching task).
     pub fn new(embedder: Embedder, max_entries: u64) -> Self {
         let model = embedder.clone();
-        // The local model already uses every core for one batch; a remote provider's batches mostly wait on the
-        // network, so several may be under way.
-        let in_flight = match embedder {
-            Embedder::Local(_) => 1,
-            Embedder::Remote(_) => 4,
-        };
+        let in_flight = embedder.parallel_batches();
         let batcher = Batcher::spawn(
             move |texts| {
                 let model = model.clone();
