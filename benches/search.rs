@@ -14,15 +14,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use zava_mcp::config::DbSettings;
 use zava_mcp::data::generate::GenOptions;
 use zava_mcp::db::context::{self, CONTEXT_VALIDITY, SignedContext};
 use zava_mcp::db::endpoint::Endpoint;
 use zava_mcp::db::roles::Role;
 use zava_mcp::embed::provider::{Embedder, QueryEmbedder};
-use zava_mcp::provision::Database;
 use zava_mcp::search::{SearchHit, SearchMode, SearchRequest, SearchStatement, search};
 use zava_mcp::tenant::Tenant;
+
+mod support;
 
 #[derive(Deserialize)]
 struct EvalSet {
@@ -102,17 +102,8 @@ fn main() -> anyhow::Result<()> {
     unsafe { zava_mcp::embed::local::prefer_one_thread_per_batch() };
     let show_misses = std::env::args().any(|a| a == "--misses");
     let eval: EvalSet = toml::from_str(include_str!("../data/search_eval.toml"))?;
-    let dir = tempfile::Builder::new().prefix("zava-bench-").tempdir()?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-    }
-    let settings = DbSettings::resolve(dir.path().to_owned(), None, None)?;
-    let db = Database::open(&settings)?;
     let embedder = Embedder::local(None)?;
-    let rt = tokio::runtime::Runtime::new()?;
-    let result = rt.block_on(async {
-        db.init().await?;
+    support::with_throwaway_database(async |db| {
         let started = Instant::now();
         db.seed(GenOptions { seed: 42, customers: 200 }, &embedder, false).await?;
         let seeded = started.elapsed();
@@ -213,12 +204,6 @@ fn main() -> anyhow::Result<()> {
             let secs = started.elapsed().as_secs_f64();
             println!("{callers:>8} {:>10} {:>12.0}", "computed", texts.len() as f64 / secs);
         }
-        anyhow::Ok(())
-    });
-    drop(rt);
-    if let Some(c) = db.cluster().cloned() {
-        drop(db);
-        c.destroy()?;
-    }
-    result
+        Ok(())
+    })
 }

@@ -7,27 +7,18 @@
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use zava_mcp::config::DbSettings;
 use zava_mcp::data::encode::{checksum, encode};
 use zava_mcp::data::generate::{Dataset, GenOptions};
 use zava_mcp::data::load::load;
 use zava_mcp::db::roles::Role;
-use zava_mcp::provision::Database;
+
+mod support;
 
 const TARGET: Duration = Duration::from_secs(20);
 const RUNS: usize = 3;
 
 fn main() -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new().prefix("zava-bench-").tempdir()?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-    }
-    let settings = DbSettings::resolve(dir.path().to_owned(), None, None)?;
-    let db = Database::open(&settings)?;
-    let rt = tokio::runtime::Runtime::new()?;
-    let result = rt.block_on(async {
-        db.init().await?;
+    support::with_throwaway_database(async |db| {
         let owner = db.endpoint(Role::Owner)?.clone();
         let options = GenOptions::default();
         println!("full-scale seed: {} customers, seed {}, {RUNS} runs", options.customers, options.seed);
@@ -64,12 +55,6 @@ fn main() -> anyhow::Result<()> {
             best.as_secs_f64() / TARGET.as_secs_f64(),
             TARGET.as_secs()
         );
-        anyhow::Ok(())
-    });
-    drop(rt);
-    if let Some(c) = db.cluster().cloned() {
-        drop(db);
-        c.destroy()?;
-    }
-    result
+        Ok(())
+    })
 }
