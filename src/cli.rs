@@ -572,6 +572,13 @@ async fn status(settings: &DbSettings, managed: bool) -> Result<()> {
         }
         None => println!("dataset: none loaded (run `zava-mcp db seed`)"),
     }
+    let products = s.row_counts.iter().find(|(t, _)| t == "retail.products").map_or(0, |(_, n)| *n);
+    if s.embeddings.is_empty() && products > 0 {
+        println!("embeddings: none (run `zava-mcp embed`)");
+    }
+    for (model, dimension, n) in &s.embeddings {
+        println!("embeddings: {n} of {products} products by {model} ({dimension} dimensions)");
+    }
     for (table, n) in &s.row_counts {
         println!("  {table:<42} {n:>9}");
     }

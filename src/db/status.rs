@@ -1,4 +1,4 @@
-//! What `db status` reports: schema version, the loaded dataset, and row counts per table.
+//! What `db status` reports: schema version, the loaded dataset, the product embeddings, and row counts per table.
 
 use anyhow::Result;
 use tokio_postgres::Client;
@@ -10,6 +10,8 @@ pub struct DatabaseStatus {
     pub latest_version: i32,
     pub dataset: Option<(i64, i32, String)>,
     pub row_counts: Vec<(String, i64)>,
+    /// Per model and dimension: how many products have an embedding from it.
+    pub embeddings: Vec<(String, i32, i64)>,
 }
 
 const COUNTED: [&str; 9] = [
@@ -29,6 +31,7 @@ pub async fn read(owner: &Client) -> Result<DatabaseStatus> {
     let schema_version = migrate::current_version(owner).await?;
     let mut row_counts = Vec::new();
     let mut dataset = None;
+    let mut embeddings = Vec::new();
     if schema_version > 0 {
         for t in COUNTED {
             let n: i64 = owner.query_one(&format!("SELECT count(*) FROM retail.{t}"), &[]).await?.get(0);
@@ -38,8 +41,19 @@ pub async fn read(owner: &Client) -> Result<DatabaseStatus> {
             .query_opt("SELECT seed, customers, checksum FROM zava_private.dataset", &[])
             .await?
             .map(|r| (r.get(0), r.get(1), r.get(2)));
+        embeddings = owner
+            .query(
+                "SELECT coalesce(embedding_model, 'unknown model'), vector_dims(description_embedding), count(*)
+                 FROM retail.product_description_embeddings WHERE description_embedding IS NOT NULL
+                 GROUP BY 1, 2 ORDER BY 3 DESC, 1",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
     }
-    Ok(DatabaseStatus { schema_version, latest_version: migrate::latest_version(), dataset, row_counts })
+    Ok(DatabaseStatus { schema_version, latest_version: migrate::latest_version(), dataset, row_counts, embeddings })
 }
 
 impl DatabaseStatus {

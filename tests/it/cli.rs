@@ -85,6 +85,10 @@ fn an_external_server_is_provisioned_through_an_admin_url_and_served_with_the_qu
     let status = zava(app_dir.path(), &["db", "status"], &env);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success() && text.contains("database: external") && text.contains("400 customers"), "{text}");
+    assert!(
+        text.contains("embeddings: 568 of 568 products by sentence-transformers/all-MiniLM-L6-v2 (384 dimensions)"),
+        "{text}"
+    );
     lease.release().unwrap();
     server.destroy().unwrap();
 }
