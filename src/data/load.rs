@@ -134,6 +134,13 @@ const SEARCH_DOCUMENTS: &str = "UPDATE retail.product_description_embeddings e
 /// Returns how many types were filled in.
 pub async fn backfill_type_descriptions(owner: &Endpoint) -> Result<u64> {
     let mut client = owner.connect().await?;
+    let missing: bool = client
+        .query_one("SELECT EXISTS (SELECT 1 FROM retail.product_types WHERE type_description IS NULL)", &[])
+        .await?
+        .get(0);
+    if !missing {
+        return Ok(0); // every start after the first: one cheap query
+    }
     let tx = client.transaction().await?;
     let update = tx
         .prepare(

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::DropGuard;
 use zava_mcp::app::{App, AppSettings};
 use zava_mcp::embed::breaker::BreakerSettings;
 use zava_mcp::embed::error::EmbedError;
@@ -23,7 +23,6 @@ use zava_mcp::embed::serve::{self, EmbedServerSettings};
 use zava_mcp::embed::settings::{
     AzureAuth, AzureSettings, EmbeddingSettings, EntraCredentials, OpenAiSettings, ProviderSettings, RemoteTuning,
 };
-use zava_mcp::http::HttpSettings;
 
 use self::doubles::{Fault, Spawned, front, token_endpoint};
 use crate::harness::{TestDb, embedder, http_client};
@@ -312,24 +311,8 @@ async fn a_provider_that_goes_away_opens_the_breaker_which_fails_fast_then_probe
 /// An MCP server on port 0 over `db` with `embedder`: its URL, and a guard that stops it when dropped.
 async fn spawn_app(db: &TestDb, embedder: Embedder) -> (String, DropGuard) {
     let app: Arc<App> = App::start(&db.query, db.key.clone(), embedder, AppSettings::default()).await.unwrap();
-    let http = HttpSettings {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        allowed_hosts: vec!["127.0.0.1".into()],
-        allowed_origins: vec![],
-        max_body_bytes: 64 * 1024,
-        cors_origins: vec![],
-    };
-    let shutdown = CancellationToken::new();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        zava_mcp::http::serve(app, &http, token, |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        .unwrap();
-    });
-    (format!("http://{}/mcp", rx.await.unwrap()), shutdown.drop_guard())
+    let (addr, shutdown) = crate::harness::serve_http(app, vec![]).await;
+    (format!("http://{addr}/mcp"), shutdown.drop_guard())
 }
 
 async fn search(url: &str, args: Value) -> Value {

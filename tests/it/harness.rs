@@ -91,6 +91,32 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Serves `app` over HTTP on a free loopback port (Host `localhost` or `127.0.0.1`); returns its address and the
+/// token that stops it.
+pub async fn serve_http(
+    app: std::sync::Arc<zava_mcp::app::App>,
+    cors_origins: Vec<String>,
+) -> (std::net::SocketAddr, tokio_util::sync::CancellationToken) {
+    let http = zava_mcp::http::HttpSettings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        allowed_hosts: vec!["localhost".into(), "127.0.0.1".into()],
+        allowed_origins: vec![],
+        max_body_bytes: 64 * 1024,
+        cors_origins,
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        zava_mcp::http::serve(app, &http, stop, |addr| {
+            let _ = tx.send(addr);
+        })
+        .await
+        .unwrap();
+    });
+    (rx.await.unwrap(), shutdown)
+}
+
 /// When the tests run as root, the postgres user must be able to reach the temp directory.
 pub fn make_traversable(dir: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;

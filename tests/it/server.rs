@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use zava_mcp::app::{App, AppSettings};
 use zava_mcp::data::stores::STORES;
-use zava_mcp::http::HttpSettings;
 
 use crate::harness::TestDb;
 
@@ -37,24 +36,7 @@ impl TestApp {
         let db = TestDb::new().await;
         let embedder = crate::harness::embedder().clone();
         let app: Arc<App> = App::start(&db.query, db.key.clone(), embedder, settings).await.unwrap();
-        let http = HttpSettings {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into()],
-            allowed_origins: vec![],
-            max_body_bytes: 64 * 1024,
-            cors_origins,
-        };
-        let shutdown = CancellationToken::new();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            zava_mcp::http::serve(app, &http, stop, |addr| {
-                let _ = tx.send(addr);
-            })
-            .await
-            .unwrap();
-        });
-        let addr = rx.await.unwrap();
+        let (addr, shutdown) = crate::harness::serve_http(app, cors_origins).await;
         TestApp { url: format!("http://{addr}"), http: crate::harness::http_client(), db, shutdown }
     }
 
