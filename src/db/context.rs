@@ -69,11 +69,16 @@ impl SignedContext {
 }
 
 /// Opens the read-only tenant transaction on `client`.
+///
+/// It also makes prepared statements use their generic plan: the server's own statements (product search, schema
+/// introspection) are prepared once per connection, and re-planning them on every call (PostgreSQL's default for
+/// the first executions, and for good whenever a custom plan looks cheaper) cost the product search about as
+/// much as running it. The model's SQL is unaffected: it has no parameters, so it is always planned for itself.
 pub async fn begin<'a>(client: &'a mut Client, context: &SignedContext, timeout: Duration) -> Result<Transaction<'a>> {
     debug_assert!(context.0.bytes().all(|b| b.is_ascii_alphanumeric() || b";*,-".contains(&b)));
     let tx = client.build_transaction().read_only(true).start().await?;
     tx.batch_execute(&format!(
-        "SET LOCAL zava.tenant = '{}'; SET LOCAL statement_timeout = {}",
+        "SET LOCAL zava.tenant = '{}'; SET LOCAL statement_timeout = {}; SET LOCAL plan_cache_mode = force_generic_plan",
         context.as_str(),
         timeout.as_millis().max(1)
     ))

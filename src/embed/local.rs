@@ -9,11 +9,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::bert::{BertConfig, Encoder};
 
 /// The directory name `scripts/setup.sh` installs the model under (also the last part of the model id).
 const DEFAULT_MODEL_NAME: &str = "all-MiniLM-L6-v2";
@@ -49,9 +50,8 @@ struct SbertConfig {
 /// A loaded sentence-embedding model. Cheap to share (`Send + Sync`; wrap it in an `Arc`); `embed_batch` takes
 /// `&self`, so several threads can embed at once.
 pub struct LocalModel {
-    model: BertModel,
+    encoder: Encoder,
     tokenizer: Tokenizer,
-    device: Device,
     id: String,
     dimension: usize,
 }
@@ -121,7 +121,7 @@ impl LocalModel {
             );
         }
 
-        let config: Config = read_json(&dir.join(CONFIG))?;
+        let config: BertConfig = read_json(&dir.join(CONFIG))?;
         let pooling: PoolingConfig = read_json(&dir.join(POOLING))?;
         if !pooling.pooling_mode_mean_tokens
             || pooling.pooling_mode_cls_token
@@ -152,13 +152,10 @@ impl LocalModel {
         let mut tokenizer = Tokenizer::from_file(dir.join(TOKENIZER))
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("reading {}", dir.join(TOKENIZER).display()))?;
-        // tokenizer.json ships with Fixed(128) padding and truncation at 128: pad each batch only to its longest
-        // input, and cut at the model's real limit (256 for all-MiniLM-L6-v2), as sentence-transformers does.
-        let padding = PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..tokenizer.get_padding().cloned().unwrap_or_default()
-        };
-        tokenizer.with_padding(Some(padding));
+        // tokenizer.json ships with Fixed(128) padding and truncation at 128: the encoder packs texts without
+        // padding, and texts are cut at the model's real limit (256 for all-MiniLM-L6-v2), as sentence-transformers
+        // does.
+        tokenizer.with_padding(None);
         let truncation =
             TruncationParams { max_length: max_len, ..tokenizer.get_truncation().cloned().unwrap_or_default() };
         tokenizer.with_truncation(Some(truncation)).map_err(anyhow::Error::msg).context("setting truncation")?;
@@ -169,11 +166,11 @@ impl LocalModel {
         let weights = std::fs::read(&weights_path).with_context(|| format!("reading {}", weights_path.display()))?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .with_context(|| format!("{} is not a valid safetensors file", weights_path.display()))?;
-        let model = BertModel::load(vb, &config).with_context(|| {
+        let encoder = Encoder::load(vb, &config).with_context(|| {
             format!("{} does not hold the BERT model config.json describes", weights_path.display())
         })?;
 
-        Ok(Self { model, tokenizer, device, id: model_id_for(dir), dimension: config.hidden_size })
+        Ok(Self { encoder, tokenizer, id: model_id_for(dir), dimension: config.hidden_size })
     }
 
     /// A stable id for the model, `sentence-transformers/<directory name>`, e.g.
@@ -195,26 +192,8 @@ impl LocalModel {
             return Ok(Vec::new());
         }
         let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(anyhow::Error::msg)?;
-        let (rows, cols) = (encodings.len(), encodings[0].get_ids().len());
-        let mut ids = Vec::with_capacity(rows * cols);
-        let mut mask = Vec::with_capacity(rows * cols);
-        for encoding in &encodings {
-            ensure!(encoding.get_ids().len() == cols, "tokenizer did not pad the batch to one length");
-            ids.extend_from_slice(encoding.get_ids());
-            mask.extend_from_slice(encoding.get_attention_mask());
-        }
-        let ids = Tensor::from_vec(ids, (rows, cols), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, cols), &self.device)?;
-        let token_types = ids.zeros_like()?;
-
-        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?; // (rows, cols, dim)
-        // Mean over the real tokens only, then L2-normalise (sentence-transformers' Pooling + Normalize).
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, cols, 1)
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (rows, dim)
-        let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (rows, 1)
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
-        Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        Ok(self.encoder.embed(&ids)?.to_vec2::<f32>()?)
     }
 
     /// How many tokens the model reads of each text (after truncation to its limit), e.g. for the `usage` an
@@ -224,7 +203,7 @@ impl LocalModel {
             return Ok(Vec::new());
         }
         let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(anyhow::Error::msg)?;
-        Ok(encodings.iter().map(|e| e.get_attention_mask().iter().filter(|&&m| m != 0).count()).collect())
+        Ok(encodings.iter().map(|e| e.get_ids().len()).collect())
     }
 }
 

@@ -6,6 +6,7 @@
 //! service instead, as [`settings`] say; [`serve`] offers the local model to other processes in OpenAI's shape.
 
 pub mod batch;
+mod bert;
 pub mod breaker;
 pub mod error;
 pub mod local;

@@ -1,7 +1,8 @@
 //! The search query itself, one statement for all three modes.
 //!
 //! The semantic half scores every product exactly (cosine similarity to the query; the catalog is a few hundred
-//! products, so an exact scan costs about a millisecond and misses nothing) and then groups by aisle: each product
+//! products, so an exact scan costs a fraction of a millisecond and misses nothing; every stored and query vector is
+//! unit-length, so the similarity is the inner product `<#>`, cheaper than `<=>`) and then groups by aisle: each product
 //! also gets `TYPE_WEIGHT` times the best similarity within its product type. Store managers ask for jobs ("cut
 //! curves in plywood"), and a small sentence model is much surer about which aisle serves a job than about which
 //! single product does; grouping puts the whole right aisle first, best match first within it. The keyword half
@@ -47,16 +48,18 @@ WITH q AS (
     SELECT $2::vector AS embedding,
            nullif(replace(plainto_tsquery('english', $1)::text, '&', '|'), '')::tsquery AS words
 ), scored AS MATERIALIZED (
-    SELECT e.product_id, p.type_id, 1 - (e.description_embedding <=> q.embedding) AS similarity
+    SELECT e.product_id, p.type_id, -(e.description_embedding <#> q.embedding) AS similarity
     FROM retail.product_description_embeddings e
     JOIN retail.products p ON p.product_id = e.product_id
     CROSS JOIN q
     WHERE $5 <> 'keyword' AND q.embedding IS NOT NULL AND e.description_embedding IS NOT NULL
 ), semantic AS (
     SELECT product_id, row_number() OVER (ORDER BY score DESC, product_id) AS rank
-    FROM (SELECT product_id, similarity + $8 * max(similarity) OVER (PARTITION BY type_id) AS score FROM scored) g
-    ORDER BY rank
-    LIMIT $4
+    FROM (SELECT s.product_id, s.similarity + $8 * b.best AS score
+          FROM scored s
+          JOIN (SELECT type_id, max(similarity) AS best FROM scored GROUP BY type_id) b USING (type_id)
+          ORDER BY score DESC, s.product_id
+          LIMIT $4) top
 ), keyword AS (
     SELECT e.product_id,
            row_number() OVER (ORDER BY ts_rank_cd(e.search_document, q.words, 32) DESC, e.product_id) AS rank
