@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use pgvector::Vector;
 
@@ -71,15 +71,25 @@ pub async fn embed_products(owner: &Endpoint, embedder: &Embedder, rebuild: bool
         )
         .await?;
     // Each type's text once, then the products' texts, several batches at once (one per core for the local
-    // model); results come back in order.
+    // model); results come back in order. The few type texts are split evenly, so every core gets a share.
     let mut type_texts: Vec<String> = rows.iter().map(|r| r.get(2)).collect();
     type_texts.sort();
     type_texts.dedup();
-    let mut types = HashMap::new();
-    for chunk in type_texts.chunks(BATCH) {
-        let vectors = embedder.embed(chunk.to_vec()).await.context("embedding product type descriptions failed")?;
-        types.extend(chunk.iter().cloned().zip(vectors));
-    }
+    let share = type_texts.len().div_ceil(embedder.parallel_batches()).clamp(1, BATCH);
+    let type_vectors: Vec<Vec<Vec<f32>>> = futures_util::stream::iter(type_texts.chunks(share))
+        .map(|chunk| embedder.embed(chunk.to_vec()))
+        .buffered(embedder.parallel_batches())
+        .try_collect()
+        .await
+        .context("embedding product type descriptions failed")?;
+    let type_vectors: Vec<Vec<f32>> = type_vectors.into_iter().flatten().collect();
+    anyhow::ensure!(
+        type_vectors.len() == type_texts.len(),
+        "the embedder returned {} vectors for {} type texts",
+        type_vectors.len(),
+        type_texts.len()
+    );
+    let types: HashMap<String, Vec<f32>> = type_texts.into_iter().zip(type_vectors).collect();
     let mut batches = futures_util::stream::iter(rows.chunks(BATCH))
         .map(|chunk| async move {
             let texts: Vec<String> = chunk.iter().map(|r| r.get(1)).collect();
