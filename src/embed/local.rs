@@ -64,10 +64,11 @@ impl std::fmt::Debug for LocalModel {
 
 /// Makes candle multiply matrices on one thread per call, unless the operator set `RAYON_NUM_THREADS`.
 ///
-/// By default candle spreads every matrix product over all cores. For sentence-sized inputs the threads cost more
-/// than they save (on 2 cores: one query 12.6 ms on two threads, 9.6 ms on one; a batch of 8 queries 30 ms
-/// either way), so zava-mcp runs each batch on one thread and as many batches at once as there are cores
-/// ([`parallel_batches`]).
+/// By default candle spreads every matrix product over all cores. For sentence-sized inputs that buys little
+/// latency and costs throughput (on 2 cores: one query 4.5-5 ms on two threads, 6.7 ms on one; but two batches of
+/// 8 queries side by side, one thread each, take 18.6 ms, where one batch of 8 on two threads takes 15-16 ms), and
+/// throughput is what matters when queries queue. So zava-mcp runs each batch on one thread and as many batches at
+/// once as there are cores ([`parallel_batches`]).
 ///
 /// # Safety
 /// It sets an environment variable: call it while the process has a single thread (first thing in `main`).
