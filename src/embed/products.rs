@@ -100,7 +100,7 @@ pub async fn embed_products(owner: &Endpoint, embedder: &Embedder, rebuild: bool
         let vectors = vectors.context("embedding product descriptions failed")?;
         for (row, product) in chunk.iter().zip(vectors) {
             let (id, type_text, sha): (i32, String, Vec<u8>) = (row.get(0), row.get(2), row.get(3));
-            let blended = blend(&product, &types[&type_text]);
+            let blended = blend(&product, &types[&type_text])?;
             tx.execute(&update, &[&id, &Vector::from(blended), &embedder.model_id(), &sha]).await?;
         }
         bar.inc(chunk.len() as u64);
@@ -114,11 +114,10 @@ pub async fn embed_products(owner: &Endpoint, embedder: &Embedder, rebuild: bool
 }
 
 /// `normalize(product + TYPE_BLEND * kind)`.
-fn blend(product: &[f32], kind: &[f32]) -> Vec<f32> {
+fn blend(product: &[f32], kind: &[f32]) -> Result<Vec<f32>> {
     let mut v: Vec<f32> = product.iter().zip(kind).map(|(p, k)| p + TYPE_BLEND * k).collect();
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
+    super::normalise(&mut v).map_err(anyhow::Error::msg).context("blending a product's and its type's vectors")?;
+    Ok(v)
 }
 
 /// Makes the vector column match the model's dimension (a different model may have another), rebuilding its
@@ -153,8 +152,9 @@ mod tests {
 
     #[test]
     fn a_blend_is_unit_length_and_leans_towards_the_product() {
-        let v = blend(&[1.0, 0.0], &[0.0, 1.0]);
+        let v = blend(&[1.0, 0.0], &[0.0, 1.0]).unwrap();
         assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-6);
         assert!(v[0] > v[1] && v[1] > 0.0, "{v:?}");
+        assert!(blend(&[0.8, 0.0], &[-1.0, 0.0]).is_err(), "opposite vectors cancel: no direction to store");
     }
 }

@@ -155,24 +155,10 @@ pub fn parse_embeddings(body: &[u8], count: usize, dimension: Option<usize>) -> 
             if v.len() != wanted {
                 return Err(format!("an embedding has {} dimensions, expected {wanted}", v.len()));
             }
-            normalise(&mut v)?;
+            super::normalise(&mut v)?;
             Ok(v)
         })
         .collect()
-}
-
-/// Scales `v` to unit length (pgvector's cosine distance does not need it, but every provider's vectors then
-/// look alike).
-fn normalise(v: &mut [f32]) -> Result<(), String> {
-    if v.is_empty() || v.iter().any(|x| !x.is_finite()) {
-        return Err("an embedding is empty or not finite".into());
-    }
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm == 0.0 {
-        return Err("an embedding is all zeros".into());
-    }
-    v.iter_mut().for_each(|x| *x /= norm);
-    Ok(())
 }
 
 #[cfg(test)]
