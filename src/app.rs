@@ -51,7 +51,7 @@ impl App {
         embedder: Embedder,
         settings: AppSettings,
     ) -> Result<Arc<App>> {
-        let pool = pool::build(query, settings.pool)?;
+        let pool = pool::build(query, settings.pool, settings.limits.max_bytes)?;
         let client = pool.get().await.context("cannot connect to the database as the query role")?;
         let row = client
             .query_one(
@@ -71,19 +71,7 @@ impl App {
         );
         let directory = Directory::load(&client).await.context("cannot read retail.stores")?;
         anyhow::ensure!(!directory.is_empty(), "retail.stores is empty: seed the database first (`zava-mcp db seed`)");
-        let functions = client
-            .query(
-                "SELECT n.nspname::text, p.proname::text, p.provolatile::text FROM pg_proc p
-                 JOIN pg_namespace n ON n.oid = p.pronamespace
-                 WHERE n.nspname IN ('pg_catalog', 'public', 'retail')",
-                &[],
-            )
-            .await
-            .context("cannot read the function catalog")?;
-        let functions = FunctionPolicy::from_catalog(functions.iter().map(|r| {
-            let v: String = r.get(2);
-            (r.get(0), r.get(1), v.chars().next().unwrap_or('v'))
-        }));
+        let functions = load_function_policy(&client).await?;
         match products::stored_model(&client).await? {
             Some((model, dim)) if model == embedder.model_id() && dim as usize == embedder.dimension() => {}
             Some((model, dim)) => anyhow::bail!(
@@ -103,4 +91,31 @@ impl App {
     pub fn sign(&self, tenant: &Tenant) -> SignedContext {
         SignedContext::sign(tenant, &self.key, CONTEXT_VALIDITY)
     }
+}
+
+/// Reads the functions and operators of the callable schemas, for the guard's catalog checks.
+async fn load_function_policy(client: &tokio_postgres::Client) -> Result<FunctionPolicy> {
+    let functions = client
+        .query(
+            "SELECT n.nspname::text, p.proname::text, p.provolatile::text FROM pg_proc p
+             JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname IN ('pg_catalog', 'public', 'retail')",
+            &[],
+        )
+        .await
+        .context("cannot read the function catalog")?;
+    let operators = client
+        .query(
+            "SELECT o.oprname::text, p.proname::text, p.provolatile::text FROM pg_operator o
+             JOIN pg_proc p ON p.oid = o.oprcode
+             WHERE o.oprnamespace IN ('pg_catalog'::regnamespace, 'public'::regnamespace)",
+            &[],
+        )
+        .await
+        .context("cannot read the operator catalog")?;
+    let volatility = |r: &tokio_postgres::Row| r.get::<_, String>(2).chars().next().unwrap_or('v');
+    Ok(FunctionPolicy::from_catalog(
+        functions.iter().map(|r| (r.get(0), r.get(1), volatility(r))),
+        operators.iter().map(|r| (r.get(0), r.get(1), volatility(r))),
+    ))
 }

@@ -11,42 +11,9 @@ use super::endpoint::Endpoint;
 use super::roles::{OWNER, QUERY};
 use super::secrets::Secrets;
 
-/// Functions the query role must not call, from any SQL, in the zava database. They change settings
-/// (`set_config` could otherwise switch the role or tenant GUCs), run SQL strings outside the guard
-/// (`query_to_xml`, `ts_stat`, ...), reach other sessions (cancel, terminate, activity), or write large objects.
-const REVOKED_FUNCTIONS: &[&str] = &[
-    "set_config",
-    "query_to_xml",
-    "query_to_xmlschema",
-    "query_to_xml_and_xmlschema",
-    "cursor_to_xml",
-    "cursor_to_xmlschema",
-    "ts_stat",
-    "ts_rewrite",
-    "pg_cancel_backend",
-    "pg_terminate_backend",
-    "pg_stat_get_activity",
-    "pg_stat_get_backend_activity",
-    "pg_stat_get_backend_pid",
-    "pg_stat_get_backend_userid",
-    "pg_stat_get_backend_client_addr",
-    "pg_blocking_pids",
-    "pg_notify",
-    "lo_import",
-    "lo_export",
-    "lo_create",
-    "lo_creat",
-    "lo_unlink",
-    "lo_from_bytea",
-    "lo_put",
-    "pg_sleep",
-    "pg_sleep_for",
-    "pg_sleep_until",
-];
-
-/// Catalog views that show other sessions' query text or statistics.
-const REVOKED_VIEWS: &[&str] =
-    &["pg_stat_activity", "pg_stat_statements", "pg_locks", "pg_stat_user_tables", "pg_stat_all_tables"];
+/// The superuser part of the hardening: revoked function families and views, no plpgsql, no tenant-key
+/// statistics. One file, with the reason for each family beside it.
+const HARDENING: &str = include_str!("hardening.sql");
 
 /// Creates or updates the two roles, creates the database, and hardens it. `admin` must be able to create
 /// roles and databases; on the managed cluster it is the superuser.
@@ -129,51 +96,6 @@ async fn harden(db: &Endpoint, database: &str, is_superuser: bool) -> Result<()>
         );
         return Ok(());
     }
-    for name in REVOKED_FUNCTIONS {
-        let rows = client
-            .query(
-                "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.proname = $1 \
-                 AND p.pronamespace = 'pg_catalog'::regnamespace",
-                &[name],
-            )
-            .await?;
-        for row in rows {
-            let signature: String = row.get(0);
-            client
-                .batch_execute(&format!(
-                    "REVOKE EXECUTE ON FUNCTION {signature} FROM PUBLIC; GRANT EXECUTE ON FUNCTION {signature} TO {OWNER};"
-                ))
-                .await?;
-        }
-    }
-    // Without USAGE on plpgsql the query role cannot run DO blocks (dynamic SQL outside any guard); the
-    // owner's SECURITY DEFINER functions still run, because calling a function needs no language privilege.
-    client
-        .batch_execute(&format!(
-            "REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC; GRANT USAGE ON LANGUAGE plpgsql TO {OWNER};"
-        ))
-        .await?;
-    // Statistics on the tenant key columns would let EXPLAIN estimate other stores' volumes (see migration V5,
-    // which stops collecting them); remove any gathered before it.
-    client
-        .batch_execute(
-            "DELETE FROM pg_catalog.pg_statistic s USING pg_catalog.pg_attribute a
-             WHERE a.attrelid = s.starelid AND a.attnum = s.staattnum
-               AND (a.attrelid, a.attname) IN (SELECT to_regclass(t), c FROM (VALUES
-                   ('retail.orders', 'store_id'), ('retail.order_items', 'store_id'),
-                   ('retail.inventory', 'store_id'), ('retail.customers', 'primary_store_id')) v(t, c))",
-        )
-        .await
-        .context("cannot remove tenant-revealing statistics")?;
-    for view in REVOKED_VIEWS {
-        let exists = client.query_opt("SELECT 1 FROM pg_views WHERE viewname = $1", &[view]).await?.is_some();
-        if exists {
-            client
-                .batch_execute(&format!(
-                    "REVOKE SELECT ON pg_catalog.{view} FROM PUBLIC; GRANT SELECT ON pg_catalog.{view} TO {OWNER};"
-                ))
-                .await?;
-        }
-    }
+    client.batch_execute(HARDENING).await.context("cannot apply the hardening (src/db/hardening.sql)")?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! transaction, and status.
 
 pub mod bootstrap;
+mod bounded;
 pub mod cluster;
 pub mod context;
 pub mod decode;
@@ -12,4 +13,5 @@ pub mod pool;
 pub mod query;
 pub mod roles;
 pub mod secrets;
+pub(crate) mod session;
 pub mod status;

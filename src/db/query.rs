@@ -9,12 +9,14 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolError};
+use futures_util::TryStreamExt;
 use serde_json::Value;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
 use super::context::{self, SignedContext};
 use super::decode::{self, ColumnInfo};
+use super::session;
 use crate::guard::ReadOnlySql;
 
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +55,9 @@ pub enum QueryError {
     Unavailable(String),
     #[error("the query was cancelled")]
     Cancelled,
+    /// One row (or another message) of the result was over the connection's bound (`db::bounded`).
+    #[error("{message}")]
+    TooLarge { message: String, hint: Option<String> },
     #[error("{message}")]
     Database { sqlstate: String, message: String, detail: Option<String>, hint: Option<String>, position: Option<u32> },
     #[error(transparent)]
@@ -65,6 +70,9 @@ impl QueryError {
             return QueryError::Unavailable(e.to_string());
         };
         let sqlstate = db.code().code().to_owned();
+        if db.message().starts_with(super::bounded::MESSAGE_TOO_LARGE) {
+            return QueryError::TooLarge { message: db.message().to_owned(), hint: db.hint().map(str::to_owned) };
+        }
         let mut hint = db.hint().map(str::to_owned);
         if sqlstate == "57014" && hint.is_none() {
             hint = Some(format!(
@@ -110,45 +118,58 @@ pub async fn run(
     let cancel_token = client.cancel_token();
     // If this future is dropped mid-query (the caller went away), stop the statement in PostgreSQL too.
     let guard = CancelOnDrop(Some(cancel_token.clone()));
-    let work = async {
-        let tx = context::begin(&mut client, ctx, limits.statement_timeout)
-            .await
-            .map_err(|e| QueryError::Unavailable(format!("{e:#}")))?;
-        let out = fetch(&tx, sql, limits).await;
-        let _ = tx.rollback().await;
-        out
-    };
-    let result = tokio::select! {
-        r = work => r,
-        _ = cancel.cancelled() => {
-            let _ = cancel_token.cancel_query(NoTls).await;
-            Err(QueryError::Cancelled)
+    let finished = {
+        let work = async {
+            let tx = context::begin(&mut client, ctx, limits.statement_timeout)
+                .await
+                .map_err(|e| QueryError::Unavailable(format!("{e:#}")))?;
+            fetch(&tx, sql, limits).await
+            // Dropping `tx` queues its ROLLBACK; `session::release` waits for it.
+        };
+        tokio::select! {
+            r = work => Some(r),
+            _ = cancel.cancelled() => None,
         }
     };
     guard.disarm();
-    result
+    match finished {
+        Some(result) => {
+            session::release(client).await;
+            result
+        }
+        None => {
+            let _ = cancel_token.cancel_query(NoTls).await;
+            // The cancel may reach PostgreSQL after the statement ended: never hand this connection on.
+            session::discard(client);
+            Err(QueryError::Cancelled)
+        }
+    }
 }
 
+/// Fetches the result as it arrives, so that the byte cap bounds memory, not just the answer: rows are decoded
+/// one by one from the portal's stream and fetching stops at the first row over a cap (the rest of the batch is
+/// read and dropped by the connection, one message at a time; `db::bounded` bounds one message).
 async fn fetch(
     tx: &tokio_postgres::Transaction<'_>,
     sql: &ReadOnlySql,
     limits: Limits,
 ) -> Result<QueryOutput, QueryError> {
     let t = limits.statement_timeout;
-    let stmt = tx.prepare(sql.as_str()).await.map_err(|e| QueryError::from_pg(e, t))?;
+    let pg = |e| QueryError::from_pg(e, t);
+    let stmt = tx.prepare(sql.as_str()).await.map_err(pg)?;
     let columns = decode::columns(stmt.columns());
-    let portal = tx.bind(&stmt, &[]).await.map_err(|e| QueryError::from_pg(e, t))?;
-    let fetched =
-        tx.query_portal(&portal, (limits.max_rows + 1) as i32).await.map_err(|e| QueryError::from_pg(e, t))?;
-    let mut rows = Vec::with_capacity(fetched.len().min(limits.max_rows));
+    let portal = tx.bind(&stmt, &[]).await.map_err(pg)?;
+    let stream = tx.query_portal_raw(&portal, (limits.max_rows + 1) as i32).await.map_err(pg)?;
+    let mut stream = std::pin::pin!(stream);
+    let mut rows = Vec::new();
     let mut bytes = 0usize;
     let mut truncated = None;
-    for (i, row) in fetched.iter().enumerate() {
-        if i == limits.max_rows {
+    while let Some(row) = stream.try_next().await.map_err(pg)? {
+        if rows.len() == limits.max_rows {
             truncated = Some(Truncation::Rows(limits.max_rows));
             break;
         }
-        let values = decode::row_values(row)?;
+        let values = decode::row_values(&row)?;
         let size = serde_json::to_string(&values).map(|s| s.len() + 1).unwrap_or(0);
         if bytes + size > limits.max_bytes {
             truncated = Some(Truncation::Bytes(limits.max_bytes));

@@ -1,30 +1,31 @@
-//! Which functions model SQL may call: a built-in deny-list that needs no database, and, once the server has
-//! read `pg_proc`, a volatility rule and an existence check on top of it.
+//! Which functions model SQL may call: an allow-list of the families an analytic query needs
+//! (`allowed_functions.txt`), a deny-list that gives the known-dangerous names a precise reason, and, once the
+//! server has read `pg_proc` and `pg_operator`, an existence check, a volatility rule and the operators whose
+//! implementing function is not safe.
 //!
-//! The deny-list is matched on the bare function name, lower-cased, whatever the schema or quoting
-//! (`pg_catalog."SET_CONFIG"` is refused like `set_config`); refusing a spelling PostgreSQL would not resolve
-//! costs nothing. The database revokes most of these from the query role as well (`db::bootstrap`); the guard
-//! refuses them earlier, with a reason, and also on servers where the revokes could not be applied.
+//! An allow-list, because a deny-list is only as good as the names its authors thought of: PostgreSQL 15 has
+//! about 3,000 functions and every extension adds more. Names are matched on the bare function name,
+//! lower-cased, whatever the schema or quoting (`pg_catalog."SET_CONFIG"` is refused like `set_config`).
+//!
+//! PostgreSQL calls a function in more ways than `f(x)`: attribute notation (`x.f` and `(x).f` are `f(x)`
+//! when `x` has no column `f`), operators (their implementing function) and casts. Field selections are checked
+//! here by [`FunctionPolicy::check_field`], operators by [`FunctionPolicy::check_operator`]; the walk calls them
+//! wherever such a name appears. The database revokes the dangerous families from PUBLIC as well
+//! (`db/hardening.sql`), so neither layer relies on the other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 /// Schemas whose functions model SQL may call. `zava_private` holds the tenant-verification functions and
 /// `zava_crypto` pgcrypto: neither is for queries.
 const CALLABLE_SCHEMAS: &[&str] = &["pg_catalog", "public", "retail"];
 
-/// VOLATILE functions that are still harmless in a read-only query: they only produce values.
-const VOLATILE_ALLOWED: &[&str] = &[
-    "random",
-    "random_normal",
-    "clock_timestamp",
-    "timeofday",
-    "gen_random_uuid",
-    "uuidv4",
-    "uuidv7",
-    "statement_timestamp",
-    "transaction_timestamp",
-    "now",
-];
+/// The allow-list, by family (see the file's header).
+const ALLOWED: &str = include_str!("allowed_functions.txt");
+
+/// VOLATILE functions on the allow-list that are still harmless in a read-only query: they only produce values
+/// and leave nothing behind (`random()` without `setseed` has no visible state).
+const VOLATILE_ALLOWED: &[&str] = &["random", "random_normal", "gen_random_uuid", "uuidv4", "uuidv7"];
 
 /// A group of denied functions, matched by exact name or by prefix, and the reason a model is given.
 struct DenyGroup {
@@ -107,6 +108,30 @@ const DENIED: &[DenyGroup] = &[
         prefixes: &[],
         reason: "it advances sequences or reads their session state",
     },
+    // Reading the clock while the statement runs times the statement's own work, and with it how many rows of
+    // other stores a scan visited before row-level security dropped them.
+    DenyGroup {
+        exact: &["clock_timestamp", "timeofday"],
+        prefixes: &[],
+        reason: "it reads the clock while the query runs; use now() (the transaction's start) instead",
+    },
+    // Sizes count every tenant's rows; the random seed is session state a pooled connection would carry over.
+    DenyGroup {
+        exact: &["setseed", "pg_size_bytes"],
+        prefixes: &["pg_relation_size", "pg_total_relation_size", "pg_table_size", "pg_indexes_size"],
+        reason: "it reveals table sizes across all stores or leaves session state behind",
+    },
+    DenyGroup {
+        exact: &[
+            "pg_database_size",
+            "pg_tablespace_size",
+            "pg_column_size",
+            "pg_relation_filenode",
+            "pg_relation_filepath",
+        ],
+        prefixes: &["pg_statio_", "pg_stat_"],
+        reason: "it reveals sizes or statistics across all stores",
+    },
     // Assigning a transaction id is a write (and fails in a read-only transaction anyway).
     DenyGroup {
         exact: &["txid_current", "txid_current_if_assigned", "pg_current_xact_id", "pg_current_xact_id_if_assigned"],
@@ -120,27 +145,42 @@ const DENIED: &[DenyGroup] = &[
 pub struct FunctionPolicy {
     /// Function name (as in `pg_proc`) → (schema, volatility) of each overload in a callable schema.
     catalog: Option<HashMap<String, Vec<(String, char)>>>,
+    /// Operator names (as in `pg_operator`, callable schemas) one of whose implementations is refused.
+    unsafe_operators: HashSet<String>,
 }
 
+/// The message for a name that is not on the allow-list.
+const NOT_ALLOWED: &str = "it is not among the functions allowed in analytic queries (aggregates, window, math, text, \
+                           date/time, formatting, JSON, arrays, ranges, text search, pgvector); use one of those";
+
 impl FunctionPolicy {
-    /// The built-in deny-list only (no catalog knowledge).
+    /// The allow-list and the deny-list only (no catalog knowledge).
     pub fn builtin() -> Self {
-        Self { catalog: None }
+        Self::default()
     }
 
-    /// Deny-list plus catalog knowledge: `functions` are (schema, name, volatility char 'i'|'s'|'v') rows as
-    /// read from pg_proc by the caller. Any VOLATILE function is refused unless on a small allow-list (random,
-    /// clock_timestamp, timeofday, gen_random_uuid, statement_timestamp...), and a function name that exists in
-    /// no allowed schema (pg_catalog, public, retail) is refused. Rows of other schemas are ignored, so an
-    /// empty catalog refuses every call.
-    pub fn from_catalog(functions: impl IntoIterator<Item = (String, String, char)>) -> Self {
+    /// Allow-list and deny-list plus catalog knowledge. `functions` are (schema, name, volatility char
+    /// 'i'|'s'|'v') rows as read from pg_proc by the caller; `operators` are (operator name, implementing
+    /// function's name, its volatility) rows from pg_operator. A function name that exists in no allowed schema
+    /// (pg_catalog, public, retail) is refused, and so is a VOLATILE one unless it only generates values
+    /// (random, gen_random_uuid). An operator is refused when any implementation of its name is VOLATILE or a
+    /// denied function. Rows of other schemas are ignored, so an empty catalog refuses every call.
+    pub fn from_catalog(
+        functions: impl IntoIterator<Item = (String, String, char)>,
+        operators: impl IntoIterator<Item = (String, String, char)>,
+    ) -> Self {
         let mut catalog: HashMap<String, Vec<(String, char)>> = HashMap::new();
         for (schema, name, volatility) in functions {
             if CALLABLE_SCHEMAS.contains(&schema.as_str()) {
                 catalog.entry(name).or_default().push((schema, volatility));
             }
         }
-        Self { catalog: Some(catalog) }
+        let unsafe_operators = operators
+            .into_iter()
+            .filter(|(_, function, volatility)| *volatility == 'v' || denied(function).is_some())
+            .map(|(operator, _, _)| operator)
+            .collect();
+        Self { catalog: Some(catalog), unsafe_operators }
     }
 
     /// Whether `[schema.]name` may be called; otherwise the reason, in words a model can act on.
@@ -157,6 +197,9 @@ impl FunctionPolicy {
         if let Some(reason) = denied(name) {
             return Err(reason.into());
         }
+        if !is_allowed(name) {
+            return Err(NOT_ALLOWED.into());
+        }
         let Some(catalog) = &self.catalog else { return Ok(()) };
         let overloads: Vec<char> = catalog
             .get(name)
@@ -169,12 +212,59 @@ impl FunctionPolicy {
             return Err("it does not exist in pg_catalog, public or retail; check the name".into());
         }
         if overloads.contains(&'v') && !VOLATILE_ALLOWED.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err("it is VOLATILE, so it may change state; only value generators such as random() and \
-                        clock_timestamp() are allowed"
+            return Err("it is VOLATILE, so it may change state; only value generators such as random() are \
+                        allowed"
                 .into());
         }
         Ok(())
     }
+
+    /// Whether the field name `name` in `x.name` or `(x).name` is safe. PostgreSQL reads it as the call
+    /// `name(x)` when `x` has no column `name`, so a name that is a function must pass [`Self::check`], unless
+    /// every overload of it is IMMUTABLE (such a function depends on its argument alone, and many catalog
+    /// columns share a name with one: `c.oid`, `t.name`). Without catalog knowledge only denied names are
+    /// refused. A column that shares a refused function's name is refused too (rename it in the query); no
+    /// retail column does.
+    pub(crate) fn check_field(&self, name: &str) -> Result<(), String> {
+        let overloads = self.catalog.as_ref().and_then(|c| c.get(name));
+        if denied(name).is_none() {
+            match overloads {
+                None => return Ok(()),
+                Some(o) if !is_allowed(name) && o.iter().all(|&(_, v)| v == 'i') => return Ok(()),
+                Some(_) => {}
+            }
+        }
+        self.check(None, name)
+            .map_err(|reason| format!("`x.{name}` calls {name}(x) when x has no column `{name}`, and {reason}"))
+    }
+
+    /// Whether the operator `name` (as written, without schema) may be used.
+    pub(crate) fn check_operator(&self, name: &str) -> Result<(), String> {
+        if self.unsafe_operators.contains(name) {
+            return Err(format!("operator `{name}` is implemented by a function that is not allowed"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a bare function name is on the allow-list.
+fn is_allowed(name: &str) -> bool {
+    static NAMES: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| allowed_names().map(|(_, name)| name).collect());
+    names.contains(name.to_ascii_lowercase().as_str())
+}
+
+/// Every (family, name) of the allow-list.
+pub(crate) fn allowed_names() -> impl Iterator<Item = (&'static str, &'static str)> {
+    let mut family = "";
+    ALLOWED.lines().filter(|line| !line.trim_start().starts_with('#')).flat_map(move |line| {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            family = name;
+            return Vec::new();
+        }
+        line.split_whitespace().map(|name| (family, name)).collect()
+    })
 }
 
 /// The deny-list reason for a bare function name, if it is denied.

@@ -14,8 +14,10 @@
 //!   without `ANALYZE`;
 //! - anywhere in the tree: INSERT/UPDATE/DELETE/MERGE (writable CTEs), any other statement, row locks
 //!   (`FOR UPDATE`…), `SELECT … INTO`, and any node kind a plain read never contains;
-//! - functions on the deny-list or, with catalog knowledge, VOLATILE or unknown ones, wherever they are called:
-//!   expressions, the FROM clause (`FROM f()`, `ROWS FROM`, `LATERAL`), CTEs, subqueries, EXPLAIN targets;
+//! - functions off the allow-list (`allowed_functions.txt`), on the deny-list or, with catalog knowledge,
+//!   VOLATILE or unknown, wherever and however they are called: `f(x)` in expressions, the FROM clause
+//!   (`FROM f()`, `ROWS FROM`, `LATERAL`), CTEs, subqueries, EXPLAIN targets, attribute notation (`x.f`,
+//!   `(x).f`, `(a[1]).f`), and operators whose implementing function is refused;
 //! - relations that hold credentials, other sessions' activity or server files, and the internal schemas
 //!   `zava_private` and `zava_crypto`; TABLESAMPLE methods other than SYSTEM and BERNOULLI.
 //!
@@ -35,6 +37,8 @@ mod walk;
 mod fuzz_tests;
 #[cfg(test)]
 mod legit_tests;
+#[cfg(test)]
+mod notation_tests;
 #[cfg(test)]
 mod tests;
 

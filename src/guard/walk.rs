@@ -115,8 +115,21 @@ impl Walker<'_> {
             }
             // Qualified names that could point into an internal schema: `OPERATOR(s.op)`, `s.t.column`,
             // casts to `s.type`. The relation or function behind them is checked where it is named.
-            "AExpr" => internal_schema(&names(body.get("name")), 2, position),
-            "ColumnRef" => internal_schema(&names(body.get("fields")), 3, position),
+            // An operator runs its implementing function: `x op y`, `ORDER BY x USING op`, `x op ANY (…)`.
+            "AExpr" => self.operator(&names(body.get("name")), position),
+            "SortBy" => self.operator(&names(body.get("use_op")), position),
+            "SubLink" => self.operator(&names(body.get("oper_name")), position),
+            // Attribute notation: in `a.b.f` every part after the first may be PostgreSQL's call `f(a.b)`.
+            "ColumnRef" => {
+                let fields = names(body.get("fields"));
+                internal_schema(&fields, 3, position)?;
+                self.fields(&fields, fields.iter().skip(1), position)
+            }
+            // `(expr).f`, `(expr)[1].f`: every field name of the indirection may be a call `f(expr)`.
+            "AIndirection" => {
+                let parts = names(body.get("indirection"));
+                self.fields(&parts, parts.iter(), position)
+            }
             "TypeCast" | "ColumnDef" => {
                 internal_schema(&names(body.get("type_name").and_then(|t| t.get("names"))), 2, position)
             }
@@ -127,6 +140,34 @@ impl Walker<'_> {
             kind if is_read_node(kind) => Ok(()),
             kind => Err(self.unsupported(kind, loc)),
         }
+    }
+
+    /// Checks the field names of a column reference or indirection (`*` and subscripts are not names).
+    fn fields<'n>(
+        &self,
+        all: &[String],
+        candidates: impl Iterator<Item = &'n String>,
+        position: impl Fn() -> Option<usize>,
+    ) -> Result<(), GuardError> {
+        for name in candidates.filter(|n| *n != "*") {
+            self.policy.check_field(name).map_err(|reason| GuardError::ForbiddenFunction {
+                name: all.join("."),
+                reason,
+                position: position(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Checks an operator name (`+`, or `OPERATOR(schema.+)`), if there is one.
+    fn operator(&self, name: &[String], position: impl Fn() -> Option<usize>) -> Result<(), GuardError> {
+        internal_schema(name, 2, &position)?;
+        let Some(operator) = name.last() else { return Ok(()) };
+        self.policy.check_operator(operator).map_err(|reason| GuardError::ForbiddenFunction {
+            name: format!("OPERATOR({})", name.join(".")),
+            reason,
+            position: position(),
+        })
     }
 
     fn unsupported(&self, construct: &str, loc: i64) -> GuardError {
@@ -290,7 +331,7 @@ fn lock_strength(body: &Value) -> &'static str {
 }
 
 /// Refuses a qualified name whose schema part (`parts` long or longer, schema at `len - parts`) is internal.
-fn internal_schema(names: &[String], parts: usize, position: impl FnOnce() -> Option<usize>) -> Result<(), GuardError> {
+fn internal_schema(names: &[String], parts: usize, position: impl Fn() -> Option<usize>) -> Result<(), GuardError> {
     match names.len().checked_sub(parts).and_then(|i| names.get(i)) {
         Some(schema) if relations::is_internal_schema(&schema.to_ascii_lowercase()) => {
             Err(GuardError::ForbiddenSchema { schema: schema.clone(), position: position() })

@@ -139,6 +139,13 @@ pub fn query_error(e: &QueryError) -> CallToolResult {
             }
             error(format!("PostgreSQL query failed: {message}"), details)
         }
+        QueryError::TooLarge { message, hint } => {
+            let mut details = Map::new();
+            if let Some(hint) = hint {
+                details.insert("hint".into(), hint.clone().into());
+            }
+            error(format!("The result was refused: {message}."), details)
+        }
         other => error(other.to_string(), Map::new()),
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Map;
 use super::output;
 use super::text;
 use crate::app::App;
-use crate::db::{context, introspect, query};
+use crate::db::{context, introspect, query, session};
 use crate::embed::error::EmbedError;
 use crate::guard::ReadOnlySql;
 use crate::identity::{IDENTITY_HEADER, IdentityError};
@@ -229,7 +229,8 @@ impl ZavaServer {
             .await
             .map_err(|e| query::QueryError::Unavailable(format!("{e:#}")))?;
         let out = work(&tx, prepared).await;
-        let _ = tx.rollback().await;
+        drop(tx); // queues the ROLLBACK, which `release` waits for
+        session::release(client).await;
         out
     }
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod clients;
 mod cluster;
+mod corpus;
 mod decode;
 mod embed_remote;
 mod harness;
