@@ -7,6 +7,7 @@ mod cluster;
 mod decode;
 mod embed_remote;
 mod harness;
+mod http_abuse;
 mod introspect;
 mod rls;
 mod rls_attacks;
