@@ -209,20 +209,17 @@ pub struct ServeArgs {
     /// claim any store: only behind a proxy that sets the header itself.
     #[arg(long)]
     pub allow_remote_header_identity: bool,
-    /// Host header values to accept, comma-separated (add your public name behind a proxy).
-    #[arg(long, env = "ZAVA_ALLOWED_HOSTS", value_delimiter = ',', default_value = "localhost,127.0.0.1,::1")]
+    /// Host header values to accept, comma-separated (add your public name behind a proxy). An entry with a
+    /// port matches exactly that host:port; one without matches the host with no port or with the port served.
+    #[arg(long, env = "ZAVA_ALLOWED_HOSTS", value_delimiter = ',', default_value = "localhost,127.0.0.1,[::1]")]
     pub allowed_hosts: Vec<String>,
-    /// Browser origins to accept, comma-separated; requests with any other `Origin` get 403. Loopback
-    /// origins only by default. An empty value refuses every request that carries an `Origin`.
-    #[arg(
-        long,
-        env = "ZAVA_ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        default_value = "http://localhost:*,http://127.0.0.1:*,http://[::1]:*"
-    )]
+    /// Browser origins to accept, comma-separated, each `scheme://host[:port]` compared exactly (`:*` for any
+    /// port, `null` for `Origin: null`); requests with any other `Origin` get 403. None given: the loopback
+    /// origins on the port served (http://localhost:PORT, http://127.0.0.1:PORT, http://[::1]:PORT).
+    #[arg(long, env = "ZAVA_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
     /// Browser origins allowed to call the server cross-origin (CORS), comma-separated; none by default. Each
-    /// also needs to be in --allowed-origins.
+    /// is also accepted as an origin.
     #[arg(long, env = "ZAVA_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     /// Largest request body accepted, in bytes.
@@ -388,6 +385,7 @@ async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> {
         allowed_origins: args.allowed_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
         max_body_bytes: args.max_body_bytes as usize,
         cors_origins: args.cors_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
+        ..HttpSettings::default()
     };
     if !args.http.ip().is_loopback() && args.identity == IdentityMode::Header {
         if !args.allow_remote_header_identity {

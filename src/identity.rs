@@ -30,6 +30,11 @@ pub enum IdentityError {
     Invalid(TenantError),
     #[error("unknown identity {0}: it is neither a store manager nor head office")]
     Unknown(Uuid),
+    #[error(
+        "the `x-rls-user-id` header was sent {0} times: send it once (a regional manager's UUIDs go in one \
+         header, comma-separated)"
+    )]
+    Repeated(usize),
 }
 
 impl Directory {
@@ -51,7 +56,19 @@ impl Directory {
         self.managers.is_empty()
     }
 
-    /// Resolves a raw identity value (one UUID, or several separated by commas for a regional manager).
+    /// Resolves the values of the identity header: there must be at most one (a second one, read or not, would
+    /// make the identity depend on which one a layer looks at).
+    pub fn resolve_all<'a>(&self, values: impl IntoIterator<Item = &'a str>) -> Result<Tenant, IdentityError> {
+        let values: Vec<&str> = values.into_iter().collect();
+        match values[..] {
+            [] => self.resolve(None),
+            [one] => self.resolve(Some(one)),
+            _ => Err(IdentityError::Repeated(values.len())),
+        }
+    }
+
+    /// Resolves a raw identity value (one UUID, or several store managers' separated by commas for a regional
+    /// manager; head office only alone).
     pub fn resolve(&self, raw: Option<&str>) -> Result<Tenant, IdentityError> {
         let raw = raw.ok_or(IdentityError::Missing)?;
         let tenant: Tenant = raw.parse().map_err(|e| match e {
@@ -109,5 +126,22 @@ mod tests {
         // One unknown UUID in a regional list refuses the whole identity.
         let mixed = format!("{},{stranger}", STORES[0].manager);
         assert!(matches!(d.resolve(Some(&mixed)), Err(IdentityError::Unknown(_))));
+    }
+
+    #[test]
+    fn a_regional_list_never_widens_to_head_office_and_the_header_comes_once() {
+        let d = directory();
+        let (a, b) = (STORES[0].manager.to_string(), STORES[5].manager.to_string());
+        let region = d.resolve(Some(&format!("{a}, {b}"))).unwrap();
+        let described = d.describe(&region);
+        assert!(described.contains(STORES[0].name) && described.contains(STORES[5].name), "{described}");
+        let nil = "00000000-0000-0000-0000-000000000000";
+        let widened = d.resolve(Some(&format!("{a}, {nil}")));
+        assert_eq!(widened, Err(IdentityError::Invalid(TenantError::HeadOfficeInList)));
+        assert!(widened.unwrap_err().to_string().contains("head office"));
+        assert_eq!(d.resolve_all([nil, a.as_str()]), Err(IdentityError::Repeated(2)));
+        assert_eq!(d.resolve_all([a.as_str(), a.as_str()]), Err(IdentityError::Repeated(2)));
+        assert_eq!(d.resolve_all([]), Err(IdentityError::Missing));
+        assert_eq!(d.resolve_all([nil]), Ok(Tenant::HeadOffice));
     }
 }

@@ -50,6 +50,11 @@ pub enum TenantError {
     Empty,
     #[error("`{0}` is not a UUID; expected a store manager UUID such as f47ac10b-58cc-4372-a567-0e02b2c3d479")]
     NotAUuid(String),
+    #[error(
+        "head office (00000000-0000-0000-0000-000000000000) cannot be part of a list of store managers; \
+         send it alone, or list only store manager UUIDs"
+    )]
+    HeadOfficeInList,
 }
 
 impl Tenant {
@@ -58,12 +63,13 @@ impl Tenant {
         if id == HEAD_OFFICE_ID { Tenant::HeadOffice } else { Tenant::Managers(BTreeSet::from([ManagerId(id)])) }
     }
 
-    /// Several managers' stores at once (a regional manager). Head office in the list widens it to everything.
+    /// Several managers' stores at once (a regional manager). Head office is refused in a list: a list is a
+    /// set of stores, and must never widen to every store because one element happens to be the nil UUID.
     pub fn from_uuids(ids: impl IntoIterator<Item = Uuid>) -> Result<Self, TenantError> {
         let mut managers = BTreeSet::new();
         for id in ids {
             if id == HEAD_OFFICE_ID {
-                return Ok(Tenant::HeadOffice);
+                return Err(TenantError::HeadOfficeInList);
             }
             managers.insert(ManagerId(id));
         }
@@ -86,17 +92,19 @@ impl Tenant {
 impl FromStr for Tenant {
     type Err = TenantError;
 
-    /// Parses one UUID, or several separated by commas (a regional manager).
+    /// Parses one UUID (head office when nil), or several store managers' separated by commas (a regional
+    /// manager; head office is refused in such a list).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
-        if parts.is_empty() {
-            return Err(TenantError::Empty);
-        }
         let ids = parts
             .iter()
             .map(|p| Uuid::parse_str(p).map_err(|_| TenantError::NotAUuid((*p).to_owned())))
             .collect::<Result<Vec<_>, _>>()?;
-        Tenant::from_uuids(ids)
+        match ids[..] {
+            [] => Err(TenantError::Empty),
+            [one] => Ok(Tenant::from_uuid(one)),
+            _ => Tenant::from_uuids(ids),
+        }
     }
 }
 
@@ -122,6 +130,19 @@ mod tests {
     fn several_managers_are_one_regional_tenant_in_stable_order() {
         let t: Tenant = "f47ac10b-58cc-4372-a567-0e02b2c3d479, 6ba7b810-9dad-11d1-80b4-00c04fd430c8".parse().unwrap();
         assert_eq!(t.scope(), "6ba7b810-9dad-11d1-80b4-00c04fd430c8,f47ac10b-58cc-4372-a567-0e02b2c3d479");
+    }
+
+    #[test]
+    fn head_office_never_hides_in_a_list_of_managers() {
+        const MANAGER: &str = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
+        const NIL: &str = "00000000-0000-0000-0000-000000000000";
+        for list in [format!("{MANAGER}, {NIL}"), format!("{NIL},{MANAGER}"), format!("{NIL},{NIL}")] {
+            assert_eq!(list.parse::<Tenant>(), Err(TenantError::HeadOfficeInList), "{list}");
+        }
+        assert_eq!(Tenant::from_uuids([Uuid::nil()]), Err(TenantError::HeadOfficeInList));
+        // A repeated manager is still that one manager; head office alone is still head office.
+        assert_eq!(format!("{MANAGER},{MANAGER}").parse::<Tenant>().unwrap().scope(), MANAGER);
+        assert_eq!(format!(" {NIL} ,").parse::<Tenant>(), Ok(Tenant::HeadOffice));
     }
 
     #[test]

@@ -67,16 +67,17 @@ impl ZavaServer {
         Self { app, identity, tool_router: Self::tool_router() }
     }
 
+    /// The caller. Over HTTP every `x-rls-user-id` value is looked at (the HTTP layer already refuses a
+    /// repeated one; this does not rely on it).
     fn tenant(&self, ctx: &RequestContext<RoleServer>) -> Result<Tenant, IdentityError> {
-        let raw = match &self.identity {
-            IdentitySource::Fixed(raw) => raw.clone(),
-            IdentitySource::Header => ctx
-                .extensions
-                .get::<http::request::Parts>()
-                .and_then(|p| p.headers.get(IDENTITY_HEADER))
-                .map(|v| v.to_str().map(str::to_owned).unwrap_or_else(|_| "<not text>".into())),
-        };
-        self.app.directory.resolve(raw.as_deref())
+        match &self.identity {
+            IdentitySource::Fixed(raw) => self.app.directory.resolve(raw.as_deref()),
+            IdentitySource::Header => {
+                let values = ctx.extensions.get::<http::request::Parts>().map(|p| p.headers.get_all(IDENTITY_HEADER));
+                let texts = values.iter().flatten().map(|v| v.to_str().unwrap_or("<not text>"));
+                self.app.directory.resolve_all(texts)
+            }
+        }
     }
 }
 

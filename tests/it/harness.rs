@@ -91,19 +91,32 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// Serves `app` over HTTP on a free loopback port (Host `localhost` or `127.0.0.1`); returns its address and the
-/// token that stops it.
-pub async fn serve_http(
-    app: std::sync::Arc<zava_mcp::app::App>,
-    cors_origins: Vec<String>,
-) -> (std::net::SocketAddr, tokio_util::sync::CancellationToken) {
-    let http = zava_mcp::http::HttpSettings {
+/// The HTTP settings of a server under test: a free loopback port, Host `localhost` or `127.0.0.1` (with no
+/// port or the server's own), the default origins (loopback on that port), a 64 KiB body limit.
+pub fn http_settings(cors_origins: Vec<String>) -> zava_mcp::http::HttpSettings {
+    zava_mcp::http::HttpSettings {
         addr: "127.0.0.1:0".parse().unwrap(),
         allowed_hosts: vec!["localhost".into(), "127.0.0.1".into()],
         allowed_origins: vec![],
         max_body_bytes: 64 * 1024,
         cors_origins,
-    };
+        ..Default::default()
+    }
+}
+
+/// Serves `app` over HTTP with [`http_settings`]; returns its address and the token that stops it.
+pub async fn serve_http(
+    app: std::sync::Arc<zava_mcp::app::App>,
+    cors_origins: Vec<String>,
+) -> (std::net::SocketAddr, tokio_util::sync::CancellationToken) {
+    serve_http_with(app, http_settings(cors_origins)).await
+}
+
+/// Serves `app` over HTTP with the given settings; returns its address and the token that stops it.
+pub async fn serve_http_with(
+    app: std::sync::Arc<zava_mcp::app::App>,
+    http: zava_mcp::http::HttpSettings,
+) -> (std::net::SocketAddr, tokio_util::sync::CancellationToken) {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let stop = shutdown.clone();

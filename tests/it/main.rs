@@ -8,6 +8,7 @@ mod corpus;
 mod decode;
 mod embed_remote;
 mod harness;
+mod http_abuse;
 mod introspect;
 mod rls;
 mod rls_attacks;

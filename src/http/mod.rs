@@ -1,20 +1,24 @@
 //! The HTTP face: Streamable HTTP at `/mcp` (stateless, so replicas need no session affinity) and health
-//! probes. Host and Origin validation, the body limit and `MCP-Protocol-Version` checks are rmcp's, configured
-//! here; CORS is off (no browser page needs to call this server directly).
+//! probes, served by our own accept loop (`listen`: header read timeout, head size cap, TCP_NODELAY).
+//! `hygiene` checks every request before rmcp does: exact Host and Origin allow-lists, repeated headers,
+//! framing, body size and read timeout, JSON-RPC shape, `MCP-Protocol-Version`; rmcp's own Host, Origin and
+//! body-size checks stay on behind it. `authority` parses what those checks compare. CORS is off unless
+//! configured (no browser page needs to call this server directly).
+
+mod authority;
+mod hygiene;
+mod listen;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::extract::Request;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use axum::serve::ListenerExt;
-use rmcp::model::ProtocolVersion;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
@@ -23,31 +27,63 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::db::migrate;
 use crate::mcp::server::{IdentitySource, ZavaServer};
+use authority::{AllowedHosts, AllowedOrigins};
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub addr: SocketAddr,
-    /// `Host` header values accepted (DNS-rebinding protection); loopback names by default.
+    /// `Host` values accepted (DNS-rebinding protection). An entry with a port matches exactly that
+    /// `host:port`; one without matches the host with no port or with the port the server listens on.
     pub allowed_hosts: Vec<String>,
-    /// Browser origins accepted; empty means requests carrying any `Origin` header are refused.
+    /// Browser origins accepted, `scheme://host[:port]` compared exactly (`:*` explicitly allows any port;
+    /// `null` allows `Origin: null`). Empty means the loopback origins on the server's own port.
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
-    /// Browser origins allowed to call the server cross-origin (CORS); none by default.
+    /// Browser origins allowed to call the server cross-origin (CORS); none by default. Each is also accepted
+    /// as an origin.
     pub cors_origins: Vec<String>,
+    /// How long a client may take to send a request's head (request line and headers); then the connection is
+    /// closed.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body; then it gets 408 and the connection is closed.
+    pub body_read_timeout: Duration,
+    /// Largest request head (request line and headers) accepted; a larger one gets 431.
+    pub max_header_bytes: usize,
 }
 
-pub fn router(app: Arc<App>, settings: &HttpSettings, shutdown: CancellationToken) -> Router {
-    let mut config = StreamableHttpServerConfig::default()
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            allowed_hosts: ["localhost", "127.0.0.1", "[::1]"].map(String::from).to_vec(),
+            allowed_origins: vec![],
+            max_body_bytes: 1024 * 1024,
+            cors_origins: vec![],
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// The routes for a server listening on `port` (which portless allowed hosts and the default origins name).
+pub(crate) fn router(app: Arc<App>, settings: &HttpSettings, port: u16, shutdown: CancellationToken) -> Result<Router> {
+    let policy = Arc::new(hygiene::Policy {
+        hosts: AllowedHosts::new(&settings.allowed_hosts, port).map_err(anyhow::Error::msg)?,
+        origins: AllowedOrigins::new(&settings.allowed_origins, &settings.cors_origins, port)
+            .map_err(anyhow::Error::msg)?,
+        max_body_bytes: settings.max_body_bytes,
+        body_read_timeout: settings.body_read_timeout,
+    });
+    // rmcp's checks, kept as a second layer: everything the policy allows passes them too.
+    let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_allowed_hosts(settings.allowed_hosts.clone())
+        .with_allowed_origins(policy.origins.raw().to_vec())
+        .enforce_origin_validation()
         .with_max_request_body_bytes(settings.max_body_bytes)
         .with_cancellation_token(shutdown);
-    config = if settings.allowed_origins.is_empty() {
-        config.enforce_origin_validation()
-    } else {
-        config.with_allowed_origins(settings.allowed_origins.clone())
-    };
     let mcp_app = app.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(ZavaServer::new(mcp_app.clone(), IdentitySource::Header)),
@@ -56,14 +92,15 @@ pub fn router(app: Arc<App>, settings: &HttpSettings, shutdown: CancellationToke
     );
     let router = Router::new()
         .nest_service("/mcp", mcp)
-        .layer(axum::middleware::from_fn(check_protocol_version))
+        .layer(axum::middleware::from_fn_with_state(policy, hygiene::guard_mcp))
         .route("/health/live", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/health/ready", get(ready))
+        .layer(axum::middleware::from_fn(hygiene::check_request))
         .with_state(app);
-    match cors(&settings.cors_origins) {
+    Ok(match cors(&settings.cors_origins) {
         Some(layer) => router.layer(layer),
         None => router,
-    }
+    })
 }
 
 /// CORS for the configured browser origins only; without any, no CORS headers are sent and browsers keep
@@ -93,21 +130,6 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
             .allow_headers(headers)
             .expose_headers([HeaderName::from_static("mcp-session-id")]),
     )
-}
-
-/// Refuses a request naming an MCP protocol version this server does not speak (rmcp checks this only on
-/// some paths). A request without the header is left to rmcp, which treats it as 2025-03-26.
-async fn check_protocol_version(req: Request, next: Next) -> Response {
-    for v in req.headers().get_all("mcp-protocol-version") {
-        let known = v.to_str().is_ok_and(|v| ProtocolVersion::KNOWN_VERSIONS.iter().any(|k| k.as_str() == v));
-        if !known {
-            let supported: Vec<&str> = ProtocolVersion::KNOWN_VERSIONS.iter().map(|k| k.as_str()).collect();
-            let message = format!("Bad Request: unsupported MCP-Protocol-Version; supported: {}", supported.join(", "));
-            let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": message}});
-            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
-        }
-    }
-    next.run(req).await
 }
 
 /// Ready when the database answers as the query role and its schema is the one this binary expects.
@@ -142,12 +164,13 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
-    on_bound(listener.local_addr()?);
-    // Without TCP_NODELAY small SSE writes wait for delayed ACKs (~40 ms a call).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let router = router(app, settings, shutdown.clone());
-    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    let bound = listener.local_addr()?;
+    let router = router(app, settings, bound.port(), shutdown.clone())?;
+    on_bound(bound);
+    let limits = listen::ConnectionLimits {
+        header_read_timeout: settings.header_read_timeout,
+        max_header_bytes: settings.max_header_bytes,
+    };
+    listen::run(listener, router, limits, shutdown).await;
     Ok(())
 }
