@@ -109,6 +109,12 @@ fn server() -> &'static Server {
     }
 }
 
+/// The process id of the shared server (started by [`server`]).
+fn server_pid() -> u32 {
+    let process = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    process.as_ref().map(|r| r.child.id()).expect("the shared server is running")
+}
+
 fn start_server() -> Result<Server, String> {
     AT_EXIT.call_once(|| {
         // SAFETY: registering a plain extern "C" function with no captured state.
@@ -339,4 +345,5 @@ fn run(what: impl Into<String>, mut cmd: Command) -> Ran {
 }
 
 mod conformance;
+mod memory;
 mod sdks;
