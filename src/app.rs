@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use deadpool_postgres::Pool;
 
+use crate::db::CancelTarget;
 use crate::db::context::{CONTEXT_VALIDITY, ContextKey, SignedContext};
 use crate::db::endpoint::Endpoint;
 use crate::db::introspect::SchemaCache;
@@ -14,7 +15,7 @@ use crate::db::pool::{self, PoolSettings};
 use crate::db::query::Limits;
 use crate::embed::products;
 use crate::embed::provider::{Embedder, QueryEmbedder};
-use crate::guard::FunctionPolicy;
+use crate::guard::{FunctionPolicy, ImplicitCall};
 use crate::identity::Directory;
 use crate::tenant::Tenant;
 
@@ -34,6 +35,8 @@ impl Default for AppSettings {
 
 pub struct App {
     pub pool: Pool,
+    /// Where cancel requests for the pool's connections go.
+    pub cancel_to: CancelTarget,
     pub key: ContextKey,
     pub directory: Directory,
     pub functions: FunctionPolicy,
@@ -85,7 +88,16 @@ impl App {
         drop(client);
         let schemas = SchemaCache::new(settings.schema_cache_ttl, 10_000);
         let embeddings = QueryEmbedder::new(embedder, 10_000);
-        Ok(Arc::new(App { pool, key, directory, functions, schemas, embeddings, settings }))
+        Ok(Arc::new(App {
+            pool,
+            cancel_to: CancelTarget::new(query.config()),
+            key,
+            directory,
+            functions,
+            schemas,
+            embeddings,
+            settings,
+        }))
     }
 
     pub fn sign(&self, tenant: &Tenant) -> SignedContext {
@@ -104,18 +116,28 @@ async fn load_function_policy(client: &tokio_postgres::Client) -> Result<Functio
         )
         .await
         .context("cannot read the function catalog")?;
-    let operators = client
+    // What runs a function without naming it: operators, casts (cast functions and type input functions).
+    let implicit = client
         .query(
-            "SELECT o.oprname::text, p.proname::text, p.provolatile::text FROM pg_operator o
+            "SELECT 'o', o.oprname::text, p.proname::text, p.provolatile::text FROM pg_operator o
              JOIN pg_proc p ON p.oid = o.oprcode
-             WHERE o.oprnamespace IN ('pg_catalog'::regnamespace, 'public'::regnamespace)",
+             WHERE o.oprnamespace IN ('pg_catalog'::regnamespace, 'public'::regnamespace)
+             UNION ALL
+             SELECT 'c', t.typname::text, p.proname::text, p.provolatile::text FROM pg_cast c
+             JOIN pg_type t ON t.oid = c.casttarget JOIN pg_proc p ON p.oid = c.castfunc
+             UNION ALL
+             SELECT 'c', t.typname::text, p.proname::text, p.provolatile::text FROM pg_type t
+             JOIN pg_proc p ON p.oid = t.typinput",
             &[],
         )
         .await
-        .context("cannot read the operator catalog")?;
-    let volatility = |r: &tokio_postgres::Row| r.get::<_, String>(2).chars().next().unwrap_or('v');
+        .context("cannot read the operator and cast catalog")?;
+    let volatility = |r: &tokio_postgres::Row, i| r.get::<_, String>(i).chars().next().unwrap_or('v');
     Ok(FunctionPolicy::from_catalog(
-        functions.iter().map(|r| (r.get(0), r.get(1), volatility(r))),
-        operators.iter().map(|r| (r.get(0), r.get(1), volatility(r))),
+        functions.iter().map(|r| (r.get(0), r.get(1), volatility(r, 2))),
+        implicit.iter().map(|r| {
+            let how = if r.get::<_, String>(0) == "o" { ImplicitCall::Operator } else { ImplicitCall::Cast };
+            (how, r.get(1), r.get(2), volatility(r, 3))
+        }),
     ))
 }

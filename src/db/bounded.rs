@@ -9,6 +9,9 @@
 //! never held: at most one read buffer of it is in memory. The pool discards the dead connection (the session
 //! check fails), PostgreSQL ends the backend when its next write fails, and the caller reads a sentence saying
 //! which limit was hit and what to select instead.
+//!
+//! Because these connections are opened here, not by tokio-postgres, their cancel requests go through
+//! [`CancelTarget`], which knows the server's address.
 
 use std::io;
 use std::pin::Pin;
@@ -18,8 +21,11 @@ use std::time::Duration;
 use deadpool_postgres::Connect;
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::task::JoinHandle;
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{CancelToken, Client, Config, NoTls};
+use tokio_util::either::Either;
 
 /// The start of the message of the synthetic error, so `db::query` can tell it from PostgreSQL's own errors.
 pub(crate) const MESSAGE_TOO_LARGE: &str = "a row or message of the result is larger than the server accepts";
@@ -34,71 +40,67 @@ pub(crate) struct BoundedConnect {
 }
 
 impl Connect for BoundedConnect {
-    fn connect(
-        &self,
-        config: &Config,
-    ) -> BoxFuture<'_, Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>> {
+    fn connect(&self, config: &Config) -> BoxFuture<'_, Result<(Client, JoinHandle<()>), tokio_postgres::Error>> {
         let config = config.clone();
         let max = self.max_message;
         Box::pin(async move {
-            let mut last = None;
-            let ports = config.get_ports();
-            for (i, host) in config.get_hosts().iter().enumerate() {
-                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-                match open(&config, host, port, max).await {
-                    Ok(connected) => return Ok(connected),
-                    Err(e) => last = Some(e),
+            let socket = open_socket(&config).await?;
+            let (client, connection) = config.connect_raw(BoundedStream::new(socket, max), NoTls).await?;
+            let task = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "database connection ended");
                 }
-            }
-            Err(last.unwrap_or_else(tokio_postgres::Error::__private_api_timeout))
+            });
+            Ok((client, task))
         })
     }
 }
 
-async fn open(
-    config: &Config,
-    host: &Host,
-    port: u16,
-    max: u32,
-) -> Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error> {
-    let timeout = config.get_connect_timeout().copied().unwrap_or(Duration::from_secs(10));
-    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {} s", timeout.as_secs()));
-    match host {
-        Host::Tcp(name) => {
-            let tcp = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((name.as_str(), port))).await {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => return Err(io_error(config, e).await),
-                Err(_) => return Err(io_error(config, timed_out()).await),
-            };
-            let _ = tcp.set_nodelay(true);
-            handshake(config, BoundedStream::new(tcp, max)).await
-        }
-        Host::Unix(dir) => {
-            let path = dir.join(format!(".s.PGSQL.{port}"));
-            let unix = match tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path)).await {
-                Ok(Ok(unix)) => unix,
-                Ok(Err(e)) => return Err(io_error(config, e).await),
-                Err(_) => return Err(io_error(config, timed_out()).await),
-            };
-            handshake(config, BoundedStream::new(unix, max)).await
-        }
+/// Where cancel requests for the pool's connections go. tokio-postgres only knows the server's address for
+/// connections it opened itself; these were opened through [`BoundedConnect`], so the address is kept here.
+#[derive(Clone, Debug)]
+pub struct CancelTarget(Config);
+
+impl CancelTarget {
+    pub fn new(config: Config) -> Self {
+        Self(config)
+    }
+
+    /// Asks the server to cancel whatever the connection behind `token` is running.
+    pub async fn cancel(&self, token: &CancelToken) -> Result<(), tokio_postgres::Error> {
+        token.cancel_query_raw(open_socket(&self.0).await?, NoTls).await
     }
 }
 
-async fn handshake<S>(
-    config: &Config,
-    stream: BoundedStream<S>,
-) -> Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (client, connection) = config.connect_raw(stream, NoTls).await?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "database connection ended");
+/// A TCP or Unix-domain socket to the server.
+type Socket = Either<TcpStream, UnixStream>;
+
+/// Opens a socket to the first host of `config` that answers, within its connect timeout (10 s by default).
+async fn open_socket(config: &Config) -> Result<Socket, tokio_postgres::Error> {
+    let timeout = config.get_connect_timeout().copied().unwrap_or(Duration::from_secs(10));
+    let ports = config.get_ports();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no host to connect to");
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        let attempt = async {
+            match host {
+                Host::Tcp(name) => {
+                    let tcp = TcpStream::connect((name.as_str(), port)).await?;
+                    let _ = tcp.set_nodelay(true);
+                    Ok(Either::Left(tcp))
+                }
+                Host::Unix(dir) => Ok(Either::Right(UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?)),
+            }
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(socket)) => return Ok(socket),
+            Ok(Err(e)) => last = e,
+            Err(_) => {
+                last = io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {} s", timeout.as_secs()))
+            }
         }
-    });
-    Ok((client, task))
+    }
+    Err(io_error(config, last).await)
 }
 
 /// A connection attempt that failed before the handshake, as a `tokio_postgres::Error` that keeps the reason

@@ -11,9 +11,9 @@ use std::time::Duration;
 use deadpool_postgres::{Pool, PoolError};
 use futures_util::TryStreamExt;
 use serde_json::Value;
-use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
+use super::CancelTarget;
 use super::context::{self, SignedContext};
 use super::decode::{self, ColumnInfo};
 use super::session;
@@ -106,6 +106,7 @@ impl From<PoolError> for QueryError {
 /// Runs `sql` for the tenant whose signed context is `ctx`.
 pub async fn run(
     pool: &Pool,
+    cancel_to: &CancelTarget,
     ctx: &SignedContext,
     sql: &ReadOnlySql,
     limits: Limits,
@@ -117,7 +118,7 @@ pub async fn run(
     };
     let cancel_token = client.cancel_token();
     // If this future is dropped mid-query (the caller went away), stop the statement in PostgreSQL too.
-    let guard = CancelOnDrop(Some(cancel_token.clone()));
+    let guard = CancelOnDrop(Some((cancel_token.clone(), cancel_to.clone())));
     let finished = {
         let work = async {
             let tx = context::begin(&mut client, ctx, limits.statement_timeout)
@@ -138,7 +139,9 @@ pub async fn run(
             result
         }
         None => {
-            let _ = cancel_token.cancel_query(NoTls).await;
+            if let Err(e) = cancel_to.cancel(&cancel_token).await {
+                tracing::warn!(error = %e, "could not ask PostgreSQL to cancel a cancelled call's statement");
+            }
             // The cancel may reach PostgreSQL after the statement ended: never hand this connection on.
             session::discard(client);
             Err(QueryError::Cancelled)
@@ -182,7 +185,7 @@ async fn fetch(
 }
 
 /// Sends a cancel request for the running statement unless disarmed first.
-struct CancelOnDrop(Option<tokio_postgres::CancelToken>);
+struct CancelOnDrop(Option<(tokio_postgres::CancelToken, CancelTarget)>);
 
 impl CancelOnDrop {
     fn disarm(mut self) {
@@ -192,11 +195,13 @@ impl CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(token) = self.0.take()
+        if let Some((token, target)) = self.0.take()
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
             handle.spawn(async move {
-                let _ = token.cancel_query(NoTls).await;
+                if let Err(e) = target.cancel(&token).await {
+                    tracing::warn!(error = %e, "could not ask PostgreSQL to cancel the statement of a caller who left");
+                }
             });
         }
     }

@@ -147,6 +147,18 @@ pub struct FunctionPolicy {
     catalog: Option<HashMap<String, Vec<(String, char)>>>,
     /// Operator names (as in `pg_operator`, callable schemas) one of whose implementations is refused.
     unsafe_operators: HashSet<String>,
+    /// Type names that a cast (`x::t`, `CAST(x AS t)`, `t 'literal'`) reaches through a refused function: the
+    /// type's input function or a cast function into it.
+    unsafe_types: HashSet<String>,
+}
+
+/// How PostgreSQL reaches a function without naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImplicitCall {
+    /// An operator, named by `pg_operator.oprname`, runs its `oprcode`.
+    Operator,
+    /// A cast into a type, named by `pg_type.typname`, runs a cast function or the type's input function.
+    Cast,
 }
 
 /// The message for a name that is not on the allow-list.
@@ -160,14 +172,15 @@ impl FunctionPolicy {
     }
 
     /// Allow-list and deny-list plus catalog knowledge. `functions` are (schema, name, volatility char
-    /// 'i'|'s'|'v') rows as read from pg_proc by the caller; `operators` are (operator name, implementing
-    /// function's name, its volatility) rows from pg_operator. A function name that exists in no allowed schema
-    /// (pg_catalog, public, retail) is refused, and so is a VOLATILE one unless it only generates values
-    /// (random, gen_random_uuid). An operator is refused when any implementation of its name is VOLATILE or a
-    /// denied function. Rows of other schemas are ignored, so an empty catalog refuses every call.
+    /// 'i'|'s'|'v') rows as read from pg_proc by the caller; `implicit` are (how, operator or type name, the
+    /// function it runs, that function's volatility) rows from pg_operator, pg_cast and pg_type. A function name
+    /// that exists in no allowed schema (pg_catalog, public, retail) is refused, and so is a VOLATILE one unless
+    /// it only generates values (random, gen_random_uuid). An operator or a cast target is refused when any
+    /// function it may run is VOLATILE or denied. Rows of other schemas are ignored, so an empty catalog refuses
+    /// every call.
     pub fn from_catalog(
         functions: impl IntoIterator<Item = (String, String, char)>,
-        operators: impl IntoIterator<Item = (String, String, char)>,
+        implicit: impl IntoIterator<Item = (ImplicitCall, String, String, char)>,
     ) -> Self {
         let mut catalog: HashMap<String, Vec<(String, char)>> = HashMap::new();
         for (schema, name, volatility) in functions {
@@ -175,12 +188,16 @@ impl FunctionPolicy {
                 catalog.entry(name).or_default().push((schema, volatility));
             }
         }
-        let unsafe_operators = operators
-            .into_iter()
-            .filter(|(_, function, volatility)| *volatility == 'v' || denied(function).is_some())
-            .map(|(operator, _, _)| operator)
-            .collect();
-        Self { catalog: Some(catalog), unsafe_operators }
+        let (mut unsafe_operators, mut unsafe_types) = (HashSet::new(), HashSet::new());
+        for (how, name, function, volatility) in implicit {
+            if volatility == 'v' || denied(&function).is_some() {
+                match how {
+                    ImplicitCall::Operator => unsafe_operators.insert(name),
+                    ImplicitCall::Cast => unsafe_types.insert(name),
+                };
+            }
+        }
+        Self { catalog: Some(catalog), unsafe_operators, unsafe_types }
     }
 
     /// Whether `[schema.]name` may be called; otherwise the reason, in words a model can act on.
@@ -236,6 +253,14 @@ impl FunctionPolicy {
         }
         self.check(None, name)
             .map_err(|reason| format!("`x.{name}` calls {name}(x) when x has no column `{name}`, and {reason}"))
+    }
+
+    /// Whether a cast to the type `name` (as written, without schema) may be used.
+    pub(crate) fn check_cast(&self, name: &str) -> Result<(), String> {
+        if self.unsafe_types.contains(&name.to_ascii_lowercase()) {
+            return Err(format!("a cast to `{name}` runs a function that is not allowed"));
+        }
+        Ok(())
     }
 
     /// Whether the operator `name` (as written, without schema) may be used.

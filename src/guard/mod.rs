@@ -42,7 +42,7 @@ mod notation_tests;
 #[cfg(test)]
 mod tests;
 
-pub use functions::FunctionPolicy;
+pub use functions::{FunctionPolicy, ImplicitCall};
 
 /// The longest SQL text the guard accepts, in bytes. It bounds parse time and memory per call; analytic
 /// queries a model writes are a few kilobytes at most.

@@ -4,7 +4,7 @@
 use super::functions::allowed_names;
 use super::legit_tests::catalog_policy;
 use super::tests::variant;
-use super::{FunctionPolicy, ReadOnlySql};
+use super::{FunctionPolicy, ImplicitCall, ReadOnlySql};
 
 /// Attribute notation and indirection in every clause: each is a call of a refused function.
 const NOTATION: &[&str] = &[
@@ -146,11 +146,17 @@ fn refusals_name_the_call_and_say_what_to_do() {
 }
 
 #[test]
-fn operators_implemented_by_unsafe_functions_are_refused_wherever_they_are_used() {
+fn operators_and_casts_that_run_unsafe_functions_are_refused_wherever_they_are_used() {
     let functions = [("pg_catalog", "int4eq", 'i')].map(|(s, n, v)| (s.to_owned(), n.to_owned(), v));
-    let operators = [("@@@", "pg_sleep", 'i'), ("=", "int4eq", 'i'), ("###", "some_volatile_fn", 'v')]
-        .map(|(o, f, v)| (o.to_owned(), f.to_owned(), v));
-    let policy = FunctionPolicy::from_catalog(functions, operators);
+    let implicit = [
+        (ImplicitCall::Operator, "@@@", "pg_sleep", 'i'),
+        (ImplicitCall::Operator, "=", "int4eq", 'i'),
+        (ImplicitCall::Operator, "###", "some_volatile_fn", 'v'),
+        (ImplicitCall::Cast, "spy", "pg_stat_get_live_tuples", 's'),
+        (ImplicitCall::Cast, "int4", "int4in", 'i'),
+    ]
+    .map(|(how, o, f, v)| (how, o.to_owned(), f.to_owned(), v));
+    let policy = FunctionPolicy::from_catalog(functions, implicit);
     for sql in [
         "SELECT 1 @@@ 2",
         "SELECT 1 ### 2",
@@ -158,17 +164,20 @@ fn operators_implemented_by_unsafe_functions_are_refused_wherever_they_are_used(
         "SELECT x FROM (VALUES (1)) v(x) ORDER BY x USING @@@",
         "SELECT 1 WHERE 1 @@@ ANY (SELECT 1)",
         "SELECT 1 WHERE 1 @@@ ANY (ARRAY[1])",
+        "SELECT 'x'::spy",
+        "SELECT CAST(1 AS pg_catalog.spy)",
+        "SELECT spy 'literal'",
     ] {
         let e = ReadOnlySql::parse(sql, &policy).expect_err(sql);
         assert_eq!(variant(&e), "ForbiddenFunction", "{sql}: {e}");
     }
-    ReadOnlySql::parse("SELECT 1 = 1", &policy).unwrap();
+    ReadOnlySql::parse("SELECT 1 = 1, '1'::int4", &policy).unwrap();
 }
 
 #[test]
 fn a_volatile_overload_of_an_allowed_name_is_refused() {
     let functions = [("pg_catalog", "lower", 'i'), ("public", "lower", 'v')];
-    let policy = FunctionPolicy::from_catalog(functions.map(|(s, n, v)| (s.to_owned(), n.to_owned(), v)), []);
+    let policy = FunctionPolicy::from_catalog(functions.map(|(s, n, v)| (s.to_owned(), n.to_owned(), v)), Vec::new());
     let e = ReadOnlySql::parse("SELECT lower('A')", &policy).unwrap_err();
     assert!(e.to_string().contains("VOLATILE"), "{e}");
 }

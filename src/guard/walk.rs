@@ -130,8 +130,16 @@ impl Walker<'_> {
                 let parts = names(body.get("indirection"));
                 self.fields(&parts, parts.iter(), position)
             }
+            // A cast runs the target type's input function or a cast function into it.
             "TypeCast" | "ColumnDef" => {
-                internal_schema(&names(body.get("type_name").and_then(|t| t.get("names"))), 2, position)
+                let type_name = names(body.get("type_name").and_then(|t| t.get("names")));
+                internal_schema(&type_name, 2, position)?;
+                let Some(target) = type_name.last() else { return Ok(()) };
+                self.policy.check_cast(target).map_err(|reason| GuardError::ForbiddenFunction {
+                    name: format!("CAST(… AS {})", type_name.join(".")),
+                    reason,
+                    position: position(),
+                })
             }
             "LockingClause" => Err(GuardError::Locking { clause: lock_strength(body), position: position() }),
             "IntoClause" => Err(GuardError::SelectInto { position: position() }),

@@ -171,7 +171,15 @@ impl ZavaServer {
             Err(e) => return Ok(output::guard_error(&e)),
         };
         let started = std::time::Instant::now();
-        let result = query::run(&self.app.pool, &self.app.sign(&tenant), &sql, self.app.settings.limits, &ctx.ct).await;
+        let result = query::run(
+            &self.app.pool,
+            &self.app.cancel_to,
+            &self.app.sign(&tenant),
+            &sql,
+            self.app.settings.limits,
+            &ctx.ct,
+        )
+        .await;
         let who = self.app.directory.describe(&tenant);
         Ok(match result {
             Ok(out) => {
