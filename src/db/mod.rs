@@ -14,5 +14,5 @@ pub mod pool;
 pub mod query;
 pub mod roles;
 pub mod secrets;
-pub(crate) mod session;
+pub mod session;
 pub mod status;

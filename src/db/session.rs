@@ -1,19 +1,28 @@
 //! Handing a pooled connection back after a caller's call: only in a clean state, or not at all.
 //!
 //! Every call ends its tenant transaction with ROLLBACK, which undoes everything transaction-scoped. What a call
-//! could still leave behind is session-scoped: an advisory lock, a setting changed for the session, a prepared
-//! statement, a holdable cursor, a LISTEN. The guard refuses every way to make one and the database revokes the
-//! functions behind them (`db/hardening.sql`); this is the third layer. After the ROLLBACK the connection asks
-//! `zava_private.session_is_clean()` (migration V8), in the same round trip, and a connection that is not clean,
-//! or cannot say, is discarded instead of returned: the pool opens a fresh one when it needs it.
+//! could still leave behind is session-scoped: an advisory lock, a setting changed for the session (the tenant
+//! context, row security, the read-only default), a role switch, a prepared statement, a holdable cursor, a
+//! LISTEN. The guard refuses every way to make one and the database revokes the functions behind them
+//! (`db/hardening.sql`); this is the third layer. After the ROLLBACK the connection answers
+//! [`CLEAN_SESSION_CHECK`] (migration V8), in the same round trip, and a connection that is not clean, or cannot
+//! say, is discarded instead of returned: the pool opens a fresh one when it needs it. The check costs PostgreSQL
+//! about 0.1 ms a call (pgbench, one client: 0.185 ms against 0.086 ms for `SELECT 1`).
 
 use deadpool_postgres::Object;
+
+/// The question asked after every call: does the session carry anything, and is it still the login role (a
+/// `SET ROLE` shows as `current_user <> session_user`, which only the caller's side of the function can see).
+pub const CLEAN_SESSION_CHECK: &str = "SELECT zava_private.session_is_clean() AND current_user = session_user";
 
 /// Returns `client` to the pool if its session is clean, else closes it. Call it right after dropping the
 /// call's transaction: the drop queues its ROLLBACK without waiting, and the check is pipelined behind it, so
 /// ending a call costs one round trip, as a plain ROLLBACK did.
 pub(crate) async fn release(client: Object) {
-    let clean = client.query_one("SELECT zava_private.session_is_clean()", &[]).await.map(|r| r.get::<_, bool>(0));
+    let clean = match client.prepare_cached(CLEAN_SESSION_CHECK).await {
+        Ok(statement) => client.query_one(&statement, &[]).await.map(|r| r.get::<_, bool>(0)),
+        Err(e) => Err(e),
+    };
     match clean {
         Ok(true) => {}
         Ok(false) => {

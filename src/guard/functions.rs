@@ -115,12 +115,7 @@ const DENIED: &[DenyGroup] = &[
         prefixes: &[],
         reason: "it reads the clock while the query runs; use now() (the transaction's start) instead",
     },
-    // Sizes count every tenant's rows; the random seed is session state a pooled connection would carry over.
-    DenyGroup {
-        exact: &["setseed", "pg_size_bytes"],
-        prefixes: &["pg_relation_size", "pg_total_relation_size", "pg_table_size", "pg_indexes_size"],
-        reason: "it reveals table sizes across all stores or leaves session state behind",
-    },
+    // Sizes and statistics count every tenant's rows.
     DenyGroup {
         exact: &[
             "pg_database_size",
@@ -129,9 +124,18 @@ const DENIED: &[DenyGroup] = &[
             "pg_relation_filenode",
             "pg_relation_filepath",
         ],
-        prefixes: &["pg_statio_", "pg_stat_"],
+        prefixes: &[
+            "pg_relation_size",
+            "pg_total_relation_size",
+            "pg_table_size",
+            "pg_indexes_size",
+            "pg_statio_",
+            "pg_stat_",
+        ],
         reason: "it reveals sizes or statistics across all stores",
     },
+    // The random seed is session state that a pooled connection would carry to the next caller.
+    DenyGroup { exact: &["setseed"], prefixes: &[], reason: "it leaves the random seed set for the next caller" },
     // Assigning a transaction id is a write (and fails in a read-only transaction anyway).
     DenyGroup {
         exact: &["txid_current", "txid_current_if_assigned", "pg_current_xact_id", "pg_current_xact_id_if_assigned"],

@@ -286,3 +286,34 @@ async fn the_adversarial_corpus_is_refused_or_harmless_at_every_layer() {
     let locks: i64 = scalar(&superuser, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").await;
     assert_eq!(locks, 0, "advisory locks were left behind");
 }
+
+#[tokio::test]
+async fn every_retail_column_passes_the_guard_in_attribute_position() {
+    // `t.col` is a call of `col(t)` when `t` has no such column, so the guard checks field names against the
+    // function catalog; no real column may be refused for it.
+    let db = TestDb::new().await;
+    let app = App::start(&db.query, db.key.clone(), crate::harness::embedder().clone(), AppSettings::default())
+        .await
+        .unwrap();
+    let owner = db.owner().await;
+    let columns = owner
+        .query(
+            "SELECT c.relname::text, a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             WHERE c.relnamespace = 'retail'::regnamespace AND c.relkind IN ('r', 'v', 'm') AND a.attnum > 0
+               AND NOT a.attisdropped",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(columns.len() > 30);
+    for row in &columns {
+        let (table, column): (String, String) = (row.get(0), row.get(1));
+        for sql in
+            [format!("SELECT t.{column} FROM retail.{table} t"), format!("SELECT (t).{column} FROM retail.{table} t")]
+        {
+            if let Err(e) = zava_mcp::guard::ReadOnlySql::parse(&sql, &app.functions) {
+                panic!("`{sql}` refused: {e}");
+            }
+        }
+    }
+}

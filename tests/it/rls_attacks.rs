@@ -226,3 +226,36 @@ async fn a_managers_query_visits_only_its_own_stores_rows() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_session_check_sees_what_a_call_could_leave_behind() {
+    // What the server asks after every call before it reuses a connection (migration V8, `db::session`).
+    async fn clean(c: &tokio_postgres::Client) -> bool {
+        let check = zava_mcp::db::session::CLEAN_SESSION_CHECK;
+        c.query_one(check, &[]).await.unwrap().get::<_, bool>(0)
+    }
+    let db = TestDb::new().await;
+    let query = db.query_role().await;
+    assert!(clean(&query).await, "a fresh connection is clean");
+    for (dirty, undo) in [
+        ("SET zava.tenant = 'v1;*;1;00;00'", "RESET zava.tenant"),
+        ("SET row_security = off", "RESET row_security"),
+        ("SET default_transaction_read_only = off", "RESET default_transaction_read_only"),
+        ("PREPARE leftover AS SELECT 1", "DEALLOCATE leftover"),
+        ("LISTEN leftover", "UNLISTEN leftover"),
+        ("BEGIN; DECLARE leftover CURSOR WITH HOLD FOR SELECT 1; COMMIT", "CLOSE leftover"),
+    ] {
+        query.batch_execute(dirty).await.unwrap();
+        assert!(!clean(&query).await, "not seen: {dirty}");
+        query.batch_execute(undo).await.unwrap();
+        assert!(clean(&query).await, "still dirty after {undo}");
+    }
+    // Advisory locks: the query role cannot take one any more, so the owner (who may) stands in for it.
+    let owner = db.owner().await;
+    owner.batch_execute("SET default_transaction_read_only = on").await.unwrap(); // as the query role's default
+    assert!(clean(&owner).await);
+    owner.batch_execute("SELECT pg_advisory_lock(42)").await.unwrap();
+    assert!(!clean(&owner).await, "a session advisory lock was not seen");
+    owner.batch_execute("SELECT pg_advisory_unlock_all()").await.unwrap();
+    assert!(clean(&owner).await);
+}
