@@ -4,11 +4,12 @@
 //! several statements). Rows are fetched through a portal limited to `max_rows + 1`, so a `SELECT *` over
 //! 400,000 line items never materialises more than the cap; values are decoded exactly (`db::decode`) and
 //! counted against a byte cap. A cancellation (the client's `notifications/cancelled`, or the call being
-//! dropped) cancels the running PostgreSQL statement, not just the wait for it.
+//! dropped) cancels the running PostgreSQL statement, not just the wait for it, and the connection is discarded
+//! rather than handed to the next caller (the cancel request may land after the statement ended).
 
 use std::time::Duration;
 
-use deadpool_postgres::{Pool, PoolError};
+use deadpool_postgres::{Object, Pool, PoolError};
 use futures_util::TryStreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -112,16 +113,15 @@ pub async fn run(
     limits: Limits,
     cancel: &CancellationToken,
 ) -> Result<QueryOutput, QueryError> {
-    let mut client = tokio::select! {
+    let client = tokio::select! {
         c = pool.get() => c?,
         _ = cancel.cancelled() => return Err(QueryError::Cancelled),
     };
-    let cancel_token = client.cancel_token();
-    // If this future is dropped mid-query (the caller went away), stop the statement in PostgreSQL too.
-    let guard = CancelOnDrop(Some((cancel_token.clone(), cancel_to.clone())));
+    let token = client.cancel_token();
+    let mut call = InFlight { client: Some(client), cancel_to: cancel_to.clone() };
     let finished = {
         let work = async {
-            let tx = context::begin(&mut client, ctx, limits.statement_timeout)
+            let tx = context::begin(call.client(), ctx, limits.statement_timeout)
                 .await
                 .map_err(|e| QueryError::Unavailable(format!("{e:#}")))?;
             fetch(&tx, sql, limits).await
@@ -132,14 +132,14 @@ pub async fn run(
             _ = cancel.cancelled() => None,
         }
     };
-    guard.disarm();
+    let client = call.finish();
     match finished {
         Some(result) => {
             session::release(client).await;
             result
         }
         None => {
-            if let Err(e) = cancel_to.cancel(&cancel_token).await {
+            if let Err(e) = cancel_to.cancel(&token).await {
                 tracing::warn!(error = %e, "could not ask PostgreSQL to cancel a cancelled call's statement");
             }
             // The cancel may reach PostgreSQL after the statement ended: never hand this connection on.
@@ -184,20 +184,33 @@ async fn fetch(
     Ok(QueryOutput { columns, rows, truncated })
 }
 
-/// Sends a cancel request for the running statement unless disarmed first.
-struct CancelOnDrop(Option<(tokio_postgres::CancelToken, CancelTarget)>);
+/// A pooled connection while a caller's statement runs on it. If the call is dropped before it finishes (the
+/// caller went away), the statement is cancelled in PostgreSQL and the connection discarded, never handed to the
+/// next caller: the cancel request travels on a connection of its own and may arrive after the statement ended,
+/// and would then stop whatever that connection runs next.
+struct InFlight {
+    client: Option<Object>,
+    cancel_to: CancelTarget,
+}
 
-impl CancelOnDrop {
-    fn disarm(mut self) {
-        self.0 = None;
+impl InFlight {
+    fn client(&mut self) -> &mut Object {
+        self.client.as_mut().expect("the connection stays in flight until `finish` or drop")
+    }
+
+    /// The call ended (with a result or by its caller's cancellation): the connection is the caller's again.
+    fn finish(mut self) -> Object {
+        self.client.take().expect("`finish` takes the connection once")
     }
 }
 
-impl Drop for CancelOnDrop {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some((token, target)) = self.0.take()
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
+        let Some(client) = self.client.take() else { return };
+        let token = client.cancel_token();
+        session::discard(client);
+        let target = self.cancel_to.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 if let Err(e) = target.cancel(&token).await {
                     tracing::warn!(error = %e, "could not ask PostgreSQL to cancel the statement of a caller who left");
