@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use deadpool_postgres::Pool;
 
 use crate::db::CancelTarget;
+use crate::db::call::Connections;
 use crate::db::context::{CONTEXT_VALIDITY, ContextKey, SignedContext};
 use crate::db::endpoint::Endpoint;
 use crate::db::introspect::SchemaCache;
@@ -34,9 +34,8 @@ impl Default for AppSettings {
 }
 
 pub struct App {
-    pub pool: Pool,
-    /// Where cancel requests for the pool's connections go.
-    pub cancel_to: CancelTarget,
+    /// The query role's pooled connections; every caller's SQL runs through [`Connections::in_tenant_tx`].
+    pub db: Connections,
     pub key: ContextKey,
     pub directory: Directory,
     pub functions: FunctionPolicy,
@@ -89,8 +88,7 @@ impl App {
         let schemas = SchemaCache::new(settings.schema_cache_ttl, 10_000);
         let embeddings = QueryEmbedder::new(embedder, 10_000);
         Ok(Arc::new(App {
-            pool,
-            cancel_to: CancelTarget::new(query.config()),
+            db: Connections::new(pool, CancelTarget::new(query.config())),
             key,
             directory,
             functions,

@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 mod bounded;
+pub mod call;
 pub use bounded::CancelTarget;
 pub mod cluster;
 pub mod context;

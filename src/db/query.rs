@@ -5,19 +5,18 @@
 //! 400,000 line items never materialises more than the cap; values are decoded exactly (`db::decode`) and
 //! counted against a byte cap. A cancellation (the client's `notifications/cancelled`, or the call being
 //! dropped) cancels the running PostgreSQL statement, not just the wait for it, and the connection is discarded
-//! rather than handed to the next caller (the cancel request may land after the statement ended).
+//! rather than handed to the next caller: `db::call` says why, for this and every other caller's SQL.
 
 use std::time::Duration;
 
-use deadpool_postgres::{Object, Pool, PoolError};
+use deadpool_postgres::PoolError;
 use futures_util::TryStreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::CancelTarget;
-use super::context::{self, SignedContext};
+use super::call::Connections;
+use super::context::SignedContext;
 use super::decode::{self, ColumnInfo};
-use super::session;
 use crate::guard::ReadOnlySql;
 
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +53,19 @@ pub enum QueryError {
     Busy,
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
-    #[error("the query was cancelled")]
+    /// The caller cancelled the call or went away; the statement was stopped in the database.
+    #[error("the call was cancelled by its caller, and its statement was stopped in the database")]
     Cancelled,
+    /// The statement ran past the transaction's `statement_timeout`.
+    #[error("PostgreSQL stopped the query: it ran longer than the {} limit for one query", limit_text(*.limit))]
+    TimedOut { limit: Duration },
+    /// The statement was cancelled by something other than this server on the caller's behalf (an administrator's
+    /// `pg_cancel_backend`, a server shutting down): zava-mcp never lets its own cancels reach another call.
+    #[error(
+        "PostgreSQL cancelled the statement at someone else's request (an administrator, or a server shutting \
+         down), not because of the query: run it again"
+    )]
+    Interrupted,
     /// One row (or another message) of the result was over the connection's bound (`db::bounded`).
     #[error("{message}")]
     TooLarge { message: String, hint: Option<String> },
@@ -65,8 +75,21 @@ pub enum QueryError {
     Decode(#[from] decode::DecodeError),
 }
 
+/// The SQLSTATE of a cancelled statement, whatever cancelled it.
+pub(crate) const QUERY_CANCELED: &str = "57014";
+
+/// A duration as a person reads a limit: "30 s", "1.5 s", "500 ms".
+fn limit_text(d: Duration) -> String {
+    match d.as_millis() {
+        ms if ms < 1000 => format!("{ms} ms"),
+        ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        ms => format!("{:.1} s", ms as f64 / 1000.0),
+    }
+}
+
 impl QueryError {
-    fn from_pg(e: tokio_postgres::Error, timeout: Duration) -> Self {
+    /// A database error as the caller should read it. `timeout` is the statement timeout the call ran under.
+    pub(crate) fn from_pg(e: tokio_postgres::Error, timeout: Duration) -> Self {
         let Some(db) = e.as_db_error() else {
             return QueryError::Unavailable(e.to_string());
         };
@@ -74,12 +97,13 @@ impl QueryError {
         if db.message().starts_with(super::bounded::MESSAGE_TOO_LARGE) {
             return QueryError::TooLarge { message: db.message().to_owned(), hint: db.hint().map(str::to_owned) };
         }
-        let mut hint = db.hint().map(str::to_owned);
-        if sqlstate == "57014" && hint.is_none() {
-            hint = Some(format!(
-                "The query ran longer than {} s and was stopped. Filter (for example by date range) or aggregate more.",
-                timeout.as_secs()
-            ));
+        if sqlstate == QUERY_CANCELED {
+            // PostgreSQL says which: "canceling statement due to statement timeout" or "... user request".
+            if db.message().contains("statement timeout") {
+                return QueryError::TimedOut { limit: timeout };
+            }
+            tracing::warn!(message = db.message(), "a statement was cancelled by someone other than its caller");
+            return QueryError::Interrupted;
         }
         let position = match db.position() {
             Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
@@ -89,7 +113,7 @@ impl QueryError {
             sqlstate,
             message: db.message().to_owned(),
             detail: db.detail().map(str::to_owned),
-            hint,
+            hint: db.hint().map(str::to_owned),
             position,
         }
     }
@@ -106,47 +130,20 @@ impl From<PoolError> for QueryError {
 
 /// Runs `sql` for the tenant whose signed context is `ctx`.
 pub async fn run(
-    pool: &Pool,
-    cancel_to: &CancelTarget,
+    db: &Connections,
     ctx: &SignedContext,
     sql: &ReadOnlySql,
     limits: Limits,
     cancel: &CancellationToken,
 ) -> Result<QueryOutput, QueryError> {
-    let client = tokio::select! {
-        c = pool.get() => c?,
-        _ = cancel.cancelled() => return Err(QueryError::Cancelled),
-    };
-    let token = client.cancel_token();
-    let mut call = InFlight { client: Some(client), cancel_to: cancel_to.clone() };
-    let finished = {
-        let work = async {
-            let tx = context::begin(call.client(), ctx, limits.statement_timeout)
-                .await
-                .map_err(|e| QueryError::Unavailable(format!("{e:#}")))?;
-            fetch(&tx, sql, limits).await
-            // Dropping `tx` queues its ROLLBACK; `session::release` waits for it.
-        };
-        tokio::select! {
-            r = work => Some(r),
-            _ = cancel.cancelled() => None,
-        }
-    };
-    let client = call.finish();
-    match finished {
-        Some(result) => {
-            session::release(client).await;
-            result
-        }
-        None => {
-            if let Err(e) = cancel_to.cancel(&token).await {
-                tracing::warn!(error = %e, "could not ask PostgreSQL to cancel a cancelled call's statement");
-            }
-            // The cancel may reach PostgreSQL after the statement ended: never hand this connection on.
-            session::discard(client);
-            Err(QueryError::Cancelled)
-        }
-    }
+    db.in_tenant_tx(
+        ctx,
+        limits.statement_timeout,
+        cancel,
+        async |_| Ok(()),
+        async |tx, ()| fetch(tx, sql, limits).await,
+    )
+    .await
 }
 
 /// Fetches the result as it arrives, so that the byte cap bounds memory, not just the answer: rows are decoded
@@ -182,40 +179,4 @@ async fn fetch(
         rows.push(values);
     }
     Ok(QueryOutput { columns, rows, truncated })
-}
-
-/// A pooled connection while a caller's statement runs on it. If the call is dropped before it finishes (the
-/// caller went away), the statement is cancelled in PostgreSQL and the connection discarded, never handed to the
-/// next caller: the cancel request travels on a connection of its own and may arrive after the statement ended,
-/// and would then stop whatever that connection runs next.
-struct InFlight {
-    client: Option<Object>,
-    cancel_to: CancelTarget,
-}
-
-impl InFlight {
-    fn client(&mut self) -> &mut Object {
-        self.client.as_mut().expect("the connection stays in flight until `finish` or drop")
-    }
-
-    /// The call ended (with a result or by its caller's cancellation): the connection is the caller's again.
-    fn finish(mut self) -> Object {
-        self.client.take().expect("`finish` takes the connection once")
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let Some(client) = self.client.take() else { return };
-        let token = client.cancel_token();
-        session::discard(client);
-        let target = self.cancel_to.clone();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                if let Err(e) = target.cancel(&token).await {
-                    tracing::warn!(error = %e, "could not ask PostgreSQL to cancel the statement of a caller who left");
-                }
-            });
-        }
-    }
 }

@@ -17,12 +17,16 @@ pub const CLEAN_SESSION_CHECK: &str = "SELECT zava_private.session_is_clean() AN
 
 /// Returns `client` to the pool if its session is clean, else closes it. Call it right after dropping the
 /// call's transaction: the drop queues its ROLLBACK without waiting, and the check is pipelined behind it, so
-/// ending a call costs one round trip, as a plain ROLLBACK did.
+/// ending a call costs one round trip, as a plain ROLLBACK did. If this future is dropped before the answer
+/// comes (the caller went away at the last moment), the connection is discarded: it is never handed on unchecked.
 pub(crate) async fn release(client: Object) {
+    let mut pending = Unchecked(Some(client));
+    let client = pending.0.as_ref().expect("held until checked");
     let clean = match client.prepare_cached(CLEAN_SESSION_CHECK).await {
         Ok(statement) => client.query_one(&statement, &[]).await.map(|r| r.get::<_, bool>(0)),
         Err(e) => Err(e),
     };
+    let client = pending.0.take().expect("held until checked");
     match clean {
         Ok(true) => {}
         Ok(false) => {
@@ -34,6 +38,17 @@ pub(crate) async fn release(client: Object) {
         }
         Err(e) => {
             tracing::warn!(error = %e, "discarded a database connection whose state could not be checked");
+            discard(client);
+        }
+    }
+}
+
+/// A connection whose session check has not answered yet: dropped as it is, it is discarded, not pooled.
+struct Unchecked(Option<Object>);
+
+impl Drop for Unchecked {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
             discard(client);
         }
     }

@@ -135,7 +135,7 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 /// Ready when the database answers as the query role and its schema is the one this binary expects.
 async fn ready(State(app): State<Arc<App>>) -> impl IntoResponse {
     let check = async {
-        let client = app.pool.get().await.map_err(|e| format!("database unreachable: {e}"))?;
+        let client = app.db.pool().get().await.map_err(|e| format!("database unreachable: {e}"))?;
         let version: i32 = client
             .query_one("SELECT zava_private.schema_version()", &[])
             .await

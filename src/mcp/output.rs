@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use serde_json::{Map, Value, json};
 
-use crate::db::query::{QueryError, QueryOutput, Truncation};
+use crate::db::query::{self, QueryError, QueryOutput, Truncation};
 use crate::embed::error::EmbedError;
 use crate::guard::GuardError;
 
@@ -145,6 +145,20 @@ pub fn query_error(e: &QueryError) -> CallToolResult {
                 details.insert("hint".into(), hint.clone().into());
             }
             error(format!("The result was refused: {message}."), details)
+        }
+        QueryError::TimedOut { .. } => {
+            let mut details = Map::new();
+            details.insert("sqlstate".into(), query::QUERY_CANCELED.into());
+            details.insert(
+                "hint".into(),
+                "Filter (for example by date range), aggregate more, or LIMIT the rows the query has to visit.".into(),
+            );
+            error(e.to_string(), details)
+        }
+        QueryError::Interrupted => {
+            let mut details = Map::new();
+            details.insert("sqlstate".into(), query::QUERY_CANCELED.into());
+            error(e.to_string(), details)
         }
         other => error(other.to_string(), Map::new()),
     }

@@ -11,11 +11,12 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Map;
+use tokio_util::sync::CancellationToken;
 
 use super::output;
 use super::text;
 use crate::app::App;
-use crate::db::{context, introspect, query, session};
+use crate::db::{introspect, query};
 use crate::embed::error::EmbedError;
 use crate::guard::ReadOnlySql;
 use crate::identity::{IDENTITY_HEADER, IdentityError};
@@ -108,7 +109,9 @@ impl ZavaServer {
             Ok(t) => t,
             Err(e) => return Ok(refusal(&e)),
         };
-        let described = self.in_tenant_tx(&tenant, async |tx| {
+        let timeout = self.app.settings.limits.statement_timeout;
+        let pg = |e: tokio_postgres::Error| query::QueryError::from_pg(e, timeout);
+        let described = self.in_tenant_tx(&tenant, &ctx.ct, async |tx| {
             let readable = introspect::readable_tables(tx).await.map_err(pg)?;
             let tables = match introspect::resolve(&args.table_names, &readable) {
                 Ok(t) => t,
@@ -146,7 +149,7 @@ impl ZavaServer {
                 Ok(r) => r,
                 Err(e) => return Ok(output::error(e.to_string(), Map::new())),
             };
-        Ok(match self.search(&tenant, &request).await {
+        Ok(match self.search(&tenant, &request, &ctx.ct).await {
             Ok(result) => result,
             Err(e) => output::query_error(&e),
         })
@@ -171,15 +174,7 @@ impl ZavaServer {
             Err(e) => return Ok(output::guard_error(&e)),
         };
         let started = std::time::Instant::now();
-        let result = query::run(
-            &self.app.pool,
-            &self.app.cancel_to,
-            &self.app.sign(&tenant),
-            &sql,
-            self.app.settings.limits,
-            &ctx.ct,
-        )
-        .await;
+        let result = query::run(&self.app.db, &self.app.sign(&tenant), &sql, self.app.settings.limits, &ctx.ct).await;
         let who = self.app.directory.describe(&tenant);
         Ok(match result {
             Ok(out) => {
@@ -195,7 +190,12 @@ impl ZavaServer {
 }
 
 impl ZavaServer {
-    async fn search(&self, tenant: &Tenant, request: &SearchRequest) -> Result<CallToolResult, query::QueryError> {
+    async fn search(
+        &self,
+        tenant: &Tenant,
+        request: &SearchRequest,
+        cancel: &CancellationToken,
+    ) -> Result<CallToolResult, query::QueryError> {
         let embedding = match request.mode {
             SearchMode::Keyword => None,
             _ => match self.app.embeddings.embed(&request.text).await {
@@ -207,45 +207,30 @@ impl ZavaServer {
                 }
             },
         };
+        let timeout = self.app.settings.limits.statement_timeout;
         let hits = self
-            .in_tenant_tx_with(tenant, SearchStatement::prepare_cached, async |tx, statement| {
-                search::search(tx, &statement, request, embedding).await.map_err(pg)
+            .app
+            .db
+            .in_tenant_tx(&self.app.sign(tenant), timeout, cancel, SearchStatement::prepare_cached, async |tx, s| {
+                search::search(tx, &s, request, embedding).await.map_err(|e| query::QueryError::from_pg(e, timeout))
             })
             .await?;
         Ok(output::search_result(&hits, request.threshold_percent))
     }
 
-    /// Runs `work` in the caller's read-only tenant transaction on a pooled connection, then rolls it back.
+    /// Runs `work` in the caller's read-only tenant transaction on a pooled connection (`db::call`).
     async fn in_tenant_tx<T>(
         &self,
         tenant: &Tenant,
+        cancel: &CancellationToken,
         work: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, query::QueryError>,
     ) -> Result<T, query::QueryError> {
-        self.in_tenant_tx_with(tenant, async |_| Ok(()), async |tx, ()| work(tx).await).await
-    }
-
-    /// [`Self::in_tenant_tx`], with a statement prepared (or taken from the connection's cache) before the
-    /// transaction begins.
-    async fn in_tenant_tx_with<S, T>(
-        &self,
-        tenant: &Tenant,
-        prepare: impl AsyncFnOnce(&deadpool_postgres::ClientWrapper) -> Result<S, tokio_postgres::Error>,
-        work: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>, S) -> Result<T, query::QueryError>,
-    ) -> Result<T, query::QueryError> {
-        let mut client = self.app.pool.get().await?;
-        let prepared = prepare(&client).await.map_err(pg)?;
-        let tx = context::begin(&mut client, &self.app.sign(tenant), self.app.settings.limits.statement_timeout)
+        let timeout = self.app.settings.limits.statement_timeout;
+        self.app
+            .db
+            .in_tenant_tx(&self.app.sign(tenant), timeout, cancel, async |_| Ok(()), async |tx, ()| work(tx).await)
             .await
-            .map_err(|e| query::QueryError::Unavailable(format!("{e:#}")))?;
-        let out = work(&tx, prepared).await;
-        drop(tx); // queues the ROLLBACK, which `release` waits for
-        session::release(client).await;
-        out
     }
-}
-
-fn pg(e: tokio_postgres::Error) -> query::QueryError {
-    query::QueryError::Unavailable(e.to_string())
 }
 
 #[tool_handler(router = self.tool_router)]

@@ -1,0 +1,137 @@
+//! One caller's turn on a pooled connection: every path that runs SQL for a caller goes through
+//! [`Connections::in_tenant_tx`], so what happens to the connection when a call ends, is cancelled or is dropped
+//! is decided in one place.
+//!
+//! # Why a cancelled call's connection is discarded, never reused
+//!
+//! A cancel request does not travel on the connection it cancels: it is a separate connection to the server
+//! carrying the backend's process id and secret key, and the server acts on it whenever it arrives, on whatever
+//! that backend is running at that moment. If the cancelled statement has just ended by itself, the cancel lands
+//! on the backend's *next* statement. Handing the connection to the next caller would let one tenant's departure
+//! stop another tenant's query with "canceling statement due to user request" (issue #10).
+//!
+//! Waiting instead cannot be made safe from the client side: an error coming back proves the cancel was
+//! consumed, but a statement that ended normally proves nothing (the cancel may still be on its way, and the
+//! server only ignores one that reaches an idle backend, not one that reaches a backend that has already read the
+//! next caller's command). So a connection whose call was cancelled, or whose caller went away while it was in
+//! use, is closed, and the pool opens a fresh one when it needs it (a few milliseconds, paid only by
+//! cancellations). A late cancel then finds a backend that is gone (its process id may be reused, but the secret
+//! key is per backend, so it cannot match).
+//!
+//! The cancel is still sent first, so a long statement stops promptly: closing our side alone would leave the
+//! backend computing until it next writes to the socket.
+
+use std::time::Duration;
+
+use deadpool_postgres::{ClientWrapper, Object, Pool};
+use tokio_postgres::Transaction;
+use tokio_util::sync::CancellationToken;
+
+use super::CancelTarget;
+use super::context::{self, SignedContext};
+use super::query::QueryError;
+use super::session;
+
+/// The query role's connections: the pool, and where cancel requests for its connections go.
+pub struct Connections {
+    pool: Pool,
+    cancel_to: CancelTarget,
+}
+
+impl Connections {
+    pub fn new(pool: Pool, cancel_to: CancelTarget) -> Self {
+        Self { pool, cancel_to }
+    }
+
+    /// The pool itself, for work that is not a caller's (health checks, startup).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Runs `work` in the caller's read-only tenant transaction (context `ctx`, statement timeout `timeout`),
+    /// after `prepare` has prepared (or taken from the connection's cache) what it needs, then rolls back and
+    /// hands the connection back only if its session is clean (`db::session`).
+    ///
+    /// If `cancel` fires first (the caller's `notifications/cancelled`), or the returned future is dropped (the
+    /// caller went away), the running statement is cancelled in PostgreSQL and the connection discarded.
+    pub async fn in_tenant_tx<S, T>(
+        &self,
+        ctx: &SignedContext,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        prepare: impl AsyncFnOnce(&ClientWrapper) -> Result<S, tokio_postgres::Error>,
+        work: impl AsyncFnOnce(&Transaction<'_>, S) -> Result<T, QueryError>,
+    ) -> Result<T, QueryError> {
+        let client = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(QueryError::Cancelled),
+            c = self.pool.get() => c?,
+        };
+        let mut call = InFlight { client: Some(client), cancel_to: self.cancel_to.clone() };
+        let finished = {
+            let work = async {
+                let client = call.client();
+                let prepared = prepare(client).await.map_err(|e| QueryError::from_pg(e, timeout))?;
+                let tx = context::begin(client, ctx, timeout).await.map_err(|e| match e.downcast() {
+                    Ok(pg) => QueryError::from_pg(pg, timeout),
+                    Err(other) => QueryError::Unavailable(format!("{other:#}")),
+                })?;
+                work(&tx, prepared).await
+                // Dropping `tx` queues its ROLLBACK; `session::release` waits for it.
+            };
+            tokio::select! {
+                r = work => Some(r),
+                _ = cancel.cancelled() => None,
+            }
+        };
+        let client = call.finish();
+        match finished {
+            Some(result) => {
+                session::release(client).await;
+                result
+            }
+            None => {
+                let token = client.cancel_token();
+                if let Err(e) = self.cancel_to.cancel(&token).await {
+                    tracing::warn!(error = %e, "could not ask PostgreSQL to cancel a cancelled call's statement");
+                }
+                session::discard(client);
+                Err(QueryError::Cancelled)
+            }
+        }
+    }
+}
+
+/// A pooled connection while a caller's call runs on it. Dropped before [`InFlight::finish`] (the caller went
+/// away), it discards the connection and sends the cancel from a task of its own.
+struct InFlight {
+    client: Option<Object>,
+    cancel_to: CancelTarget,
+}
+
+impl InFlight {
+    fn client(&mut self) -> &mut Object {
+        self.client.as_mut().expect("the connection stays in flight until `finish` or drop")
+    }
+
+    /// The call ended (with a result or by its caller's cancellation): the connection is the caller's again.
+    fn finish(mut self) -> Object {
+        self.client.take().expect("`finish` takes the connection once")
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else { return };
+        let token = client.cancel_token();
+        session::discard(client);
+        let target = self.cancel_to.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = target.cancel(&token).await {
+                    tracing::warn!(error = %e, "could not ask PostgreSQL to cancel the statement of a caller who left");
+                }
+            });
+        }
+    }
+}
