@@ -85,6 +85,19 @@ impl Directory {
         Ok(tenant)
     }
 
+    /// The manager of a store named `entry` (its full name, or without the `Zava Retail ` prefix, in any case), or
+    /// `entry` itself when it is a known manager's UUID.
+    pub fn manager_of(&self, entry: &str) -> Option<Uuid> {
+        if let Ok(id) = entry.parse::<Uuid>() {
+            return self.managers.contains_key(&id).then_some(id);
+        }
+        let wanted = entry.trim().to_lowercase();
+        self.managers.iter().find_map(|(id, name)| {
+            let name = name.to_lowercase();
+            (name == wanted || name.strip_prefix("zava retail ") == Some(wanted.as_str())).then_some(*id)
+        })
+    }
+
     /// A short description for logs: "head office" or the store names.
     pub fn describe(&self, tenant: &Tenant) -> String {
         match tenant {

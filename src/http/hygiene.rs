@@ -16,6 +16,7 @@
 //! rmcp's own Host, Origin and size checks stay on behind these, as a second layer. Every refusal has a
 //! JSON-RPC error body (`id` null) and closes the connection, whose framing can no longer be trusted.
 
+use crate::auth::http::CalledTool;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -162,11 +163,13 @@ pub(crate) async fn guard_mcp(State(policy): State<std::sync::Arc<Policy>>, req:
         Ok(bytes) => bytes,
         Err(refusal) => return refusal.into_response(),
     };
-    if parts.method == Method::POST
-        && is_json(&parts.headers)
-        && let Err(refusal) = check_jsonrpc(&bytes)
-    {
-        return refusal.into_response();
+    if parts.method == Method::POST && is_json(&parts.headers) {
+        if let Err(refusal) = check_jsonrpc(&bytes) {
+            return refusal.into_response();
+        }
+        if let Some(tool) = called_tool(&bytes) {
+            parts.extensions.insert(CalledTool(tool));
+        }
     }
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
@@ -280,6 +283,21 @@ fn check_jsonrpc(body: &[u8]) -> Result<(), Refusal> {
         Err(e) => refuse(StatusCode::BAD_REQUEST, PARSE_ERROR, format!("Parse error: the body is not JSON: {e}")),
         Ok(_) => bad_request(format!("Invalid Request: the body is not one JSON-RPC message: {invalid}")),
     })
+}
+
+/// The tool a `tools/call` request names (the scope check needs it before rmcp runs).
+fn called_tool(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        name: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        method: Option<String>,
+        params: Option<Params>,
+    }
+    let peek: Peek = serde_json::from_slice(body).ok()?;
+    (peek.method.as_deref() == Some("tools/call")).then_some(peek.params?.name?)
 }
 
 #[cfg(test)]

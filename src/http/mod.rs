@@ -25,6 +25,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::auth::Authenticator;
 use crate::db::migrate;
 use crate::mcp::server::{IdentitySource, ZavaServer};
 use authority::{AllowedHosts, AllowedOrigins};
@@ -49,6 +50,9 @@ pub struct HttpSettings {
     pub body_read_timeout: Duration,
     /// Largest request head (request line and headers) accepted; a larger one gets 431.
     pub max_header_bytes: usize,
+    /// Bearer tokens required (`--identity jwt`); `None`: the `x-rls-user-id` header is trusted (loopback
+    /// development).
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 impl Default for HttpSettings {
@@ -62,6 +66,7 @@ impl Default for HttpSettings {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_header_bytes: 32 * 1024,
+            auth: None,
         }
     }
 }
@@ -85,18 +90,37 @@ pub(crate) fn router(app: Arc<App>, settings: &HttpSettings, port: u16, shutdown
         .with_max_request_body_bytes(settings.max_body_bytes)
         .with_cancellation_token(shutdown);
     let mcp_app = app.clone();
+    let identity = match &settings.auth {
+        Some(auth) => IdentitySource::Token(auth.tool_scopes.clone()),
+        None => IdentitySource::Header,
+    };
     let mcp = StreamableHttpService::new(
-        move || Ok(ZavaServer::new(mcp_app.clone(), IdentitySource::Header)),
+        move || Ok(ZavaServer::new(mcp_app.clone(), identity.clone())),
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    let router = Router::new()
-        .nest_service("/mcp", mcp)
+    // Layers run outermost first: hygiene (which reads the body and notes the tool called), then identity.
+    let mcp = match &settings.auth {
+        Some(auth) => Router::new()
+            .nest_service("/mcp", mcp)
+            .layer(axum::middleware::from_fn_with_state(auth.clone(), crate::auth::http::require_token)),
+        None => {
+            Router::new().nest_service("/mcp", mcp).layer(axum::middleware::from_fn(crate::auth::http::refuse_tokens))
+        }
+    };
+    let mut router = mcp
         .layer(axum::middleware::from_fn_with_state(policy, hygiene::guard_mcp))
         .route("/health/live", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/health/ready", get(ready))
-        .layer(axum::middleware::from_fn(hygiene::check_request))
-        .with_state(app);
+        .with_state(Ready { app, auth: settings.auth.clone() });
+    if let Some(auth) = &settings.auth {
+        for path in auth.resource.metadata_paths() {
+            let metadata =
+                Router::new().route(&path, get(crate::auth::http::resource_metadata)).with_state(auth.clone());
+            router = router.merge(metadata);
+        }
+    }
+    let router = router.layer(axum::middleware::from_fn(hygiene::check_request));
     Ok(match cors(&settings.cors_origins) {
         Some(layer) => router.layer(layer),
         None => router,
@@ -132,8 +156,16 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// Ready when the database answers as the query role and its schema is the one this binary expects.
-async fn ready(State(app): State<Arc<App>>) -> impl IntoResponse {
+/// What the readiness probe looks at.
+#[derive(Clone)]
+struct Ready {
+    app: Arc<App>,
+    auth: Option<Arc<Authenticator>>,
+}
+
+/// Ready when the database answers as the query role, its schema is the one this binary expects, and (with
+/// tokens) the identity provider's keys are loaded.
+async fn ready(State(Ready { app, auth }): State<Ready>) -> impl IntoResponse {
     let check = async {
         let client = app.db.pool().get().await.map_err(|e| format!("database unreachable: {e}"))?;
         let version: i32 = client
@@ -147,8 +179,21 @@ async fn ready(State(app): State<Arc<App>>) -> impl IntoResponse {
         }
         Ok(version)
     };
+    let identity = match &auth {
+        Some(auth) => auth.status().await,
+        None => json!({"mode": "header", "ok": true}),
+    };
+    let identity_ok = identity["ok"] == json!(true);
     match check.await {
-        Ok(v) => (StatusCode::OK, Json(json!({"status": "ready", "schema_version": v}))),
+        Ok(v) if identity_ok => {
+            (StatusCode::OK, Json(json!({"status": "ready", "schema_version": v, "identity": identity})))
+        }
+        Ok(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({"status": "not ready", "reason": "the identity provider's keys are not loaded", "identity": identity}),
+            ),
+        ),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reason": reason}))),
     }
 }

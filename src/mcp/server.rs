@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CacheScope, CallToolResult, ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ResultType, ServerCapabilities, ServerConfig,
+};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
@@ -16,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 use super::output;
 use super::text;
 use crate::app::App;
+use crate::auth::Principal;
+use crate::auth::scopes::ToolScopes;
 use crate::db::{introspect, query};
 use crate::embed::error::EmbedError;
 use crate::guard::ReadOnlySql;
@@ -28,6 +33,9 @@ use crate::tenant::Tenant;
 pub enum IdentitySource {
     /// The `x-rls-user-id` header of each HTTP request (development mode).
     Header,
+    /// The verified bearer token of each HTTP request (`auth::Principal`, put there by `auth::http`), and the
+    /// scope each tool needs.
+    Token(ToolScopes),
     /// One identity for the whole process (stdio: `ZAVA_RLS_USER_ID`), checked per call like a header.
     Fixed(Option<String>),
 }
@@ -73,12 +81,24 @@ impl ZavaServer {
     fn tenant(&self, ctx: &RequestContext<RoleServer>) -> Result<Tenant, IdentityError> {
         match &self.identity {
             IdentitySource::Fixed(raw) => self.app.directory.resolve(raw.as_deref()),
+            IdentitySource::Token(_) => match self.principal(ctx) {
+                Some(p) => Ok(p.tenant.clone()),
+                // `auth::http` lets no request through without one; never fall back to anything else.
+                None => Err(IdentityError::Missing),
+            },
             IdentitySource::Header => {
                 let values = ctx.extensions.get::<http::request::Parts>().map(|p| p.headers.get_all(IDENTITY_HEADER));
                 let texts = values.iter().flatten().map(|v| v.to_str().unwrap_or("<not text>"));
                 self.app.directory.resolve_all(texts)
             }
         }
+    }
+}
+
+impl ZavaServer {
+    /// The verified caller of an HTTP request with a bearer token.
+    fn principal<'a>(&self, ctx: &'a RequestContext<RoleServer>) -> Option<&'a Principal> {
+        ctx.extensions.get::<http::request::Parts>().and_then(|p| p.extensions.get::<Principal>())
     }
 }
 
@@ -235,6 +255,30 @@ impl ZavaServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for ZavaServer {
+    /// The tools this caller may call: with a bearer token, those whose scope it carries (so the list differs
+    /// by caller and is not cacheable across them).
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut tools = self.tool_router.list_all();
+        let principal = self.principal(&context);
+        if let (Some(p), IdentitySource::Token(scopes)) = (principal, &self.identity) {
+            tools.retain(|t| scopes.required(&t.name).is_none_or(|s| p.granted.allows(s)));
+        }
+        let hints = context.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        let scope = if principal.is_some() { CacheScope::Private } else { CacheScope::Public };
+        Ok(ListToolsResult {
+            result_type: Some(ResultType::COMPLETE),
+            tools,
+            meta: None,
+            next_cursor: None,
+            ttl_ms: hints.then_some(0),
+            cache_scope: hints.then_some(scope),
+        })
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("zava-mcp", env!("CARGO_PKG_VERSION")))

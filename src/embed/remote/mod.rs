@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
 
-pub use client::install_tls_provider;
+pub use client::{http_client, install_tls_provider};
 
 use self::retry::Backoff;
 use super::breaker::Breaker;

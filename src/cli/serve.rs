@@ -1,0 +1,81 @@
+//! `serve` (Streamable HTTP) and `stdio`.
+
+use super::*;
+use crate::auth::IdentityMode;
+
+pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> {
+    let http = HttpSettings {
+        addr: args.http,
+        allowed_hosts: args.allowed_hosts.clone(),
+        allowed_origins: args.allowed_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
+        max_body_bytes: args.max_body_bytes as usize,
+        cors_origins: args.cors_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
+        ..HttpSettings::default()
+    };
+    let tokens = match args.identity[..] {
+        [IdentityMode::Header] => false,
+        [IdentityMode::Jwt] => true,
+        _ => bail!(
+            "--identity takes one of header or jwt: header identities cannot be combined with tokens (anyone could \
+             skip the token by sending the header)"
+        ),
+    };
+    if !args.http.ip().is_loopback() && !tokens {
+        if !args.allow_remote_header_identity {
+            bail!(
+                "refusing to serve header identities on {}: anyone who can reach it could claim any store. Listen on \
+                 127.0.0.1, use --identity jwt, or pass --allow-remote-header-identity if a proxy in front sets \
+                 x-rls-user-id itself",
+                args.http
+            );
+        }
+        tracing::warn!(addr = %args.http, "serving trusted x-rls-user-id headers on a non-loopback address");
+    }
+    let embedder = embedder(&args.embedding).await?;
+    with_db(settings, async |db| {
+        if let Some(report) = db.ensure_ready(&embedder, true).await? {
+            print_seed(&report);
+        }
+        let app =
+            App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()).await?;
+        let mut http = http;
+        if tokens {
+            let auth = args.jwt.authenticator(args.http, app.directory.clone(), &settings.data_dir).await?;
+            http.auth = Some(std::sync::Arc::new(auth));
+        }
+        let identity = match &http.auth {
+            Some(auth) => format!("bearer tokens for {}", auth.resource.as_str()),
+            None => "x-rls-user-id header".to_owned(),
+        };
+        let shutdown = CancellationToken::new();
+        stop_on_signal(shutdown.clone())?;
+        let stores = app.directory.len();
+        crate::http::serve(app, &http, shutdown, |addr| {
+            tracing::info!(stores, "serving MCP on http://{addr}/mcp (identity: {identity}); press Ctrl-C to stop");
+        })
+        .await
+    })
+    .await
+}
+
+pub(super) async fn stdio(settings: &DbSettings, args: StdioArgs) -> Result<()> {
+    use rmcp::ServiceExt;
+    let embedder = embedder(&args.embedding).await?;
+    with_db(settings, async |db| {
+        // stdout carries the protocol: nothing else may be printed there.
+        if let Some(r) = db.ensure_ready(&embedder, false).await? {
+            tracing::info!(rows = r.rows, "seeded the database");
+        }
+        let app =
+            App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()).await?;
+        match app.directory.resolve(args.rls_user_id.as_deref()) {
+            Ok(t) => tracing::info!(tenant = %app.directory.describe(&t), "serving MCP on stdio"),
+            Err(e) => tracing::warn!("{e}; every tool call that reads data will be refused"),
+        }
+        let server = ZavaServer::new(app, IdentitySource::Fixed(args.rls_user_id.clone()));
+        let running = server.serve(rmcp::transport::stdio()).await.context("cannot start the stdio transport")?;
+        running.waiting().await.context("the stdio session failed")?;
+        Ok(())
+    })
+    .await
+}
