@@ -46,7 +46,7 @@ fn refusal(auth: &Authenticator, e: &AuthError) -> Response {
         AuthError::Missing => {
             respond(StatusCode::UNAUTHORIZED, Some(metadata::unauthorized(&auth.resource, None)), &reason)
         }
-        AuthError::NotBearer | AuthError::Token(_) => {
+        AuthError::NotBearer | AuthError::Token(_) | AuthError::ApiKey(_) | AuthError::NotAccepted(_) => {
             let challenge = metadata::unauthorized(&auth.resource, Some(&reason));
             respond(StatusCode::UNAUTHORIZED, Some(challenge), &format!("Unauthorized: {reason}"))
         }

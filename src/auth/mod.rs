@@ -7,6 +7,7 @@
 //! developer mint tokens (`zava-mcp token`). `serve --identity header` (the loopback default) trusts the
 //! `x-rls-user-id` header instead, as the origin did; stdio keeps its configured identity (no OAuth there).
 
+pub mod api_key;
 pub mod claims;
 pub mod dev;
 pub mod discovery;
@@ -28,12 +29,14 @@ use metadata::ResourceUri;
 use scopes::{Granted, ToolScopes};
 
 /// How HTTP callers prove who they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum IdentityMode {
     /// The `x-rls-user-id` header, trusted as sent: for development on loopback only.
     Header,
     /// `Authorization: Bearer` JWTs from an identity provider (or development tokens from `zava-mcp token`).
     Jwt,
+    /// `Authorization: Bearer zava_…` static keys for machine clients (`--api-keys-file`, `zava-mcp api-key`).
+    ApiKey,
 }
 
 /// A caller whose token verified.
@@ -76,7 +79,10 @@ impl Default for JwtSettings {
 /// Everything the HTTP layer needs to authenticate a request.
 pub struct Authenticator {
     pub resource: ResourceUri,
-    verifier: Verifier,
+    /// JWTs (`--identity jwt`).
+    verifier: Option<Verifier>,
+    /// Static keys (`--identity api-key`).
+    api_keys: Option<api_key::ApiKeys>,
     names: ClaimNames,
     pub tool_scopes: ToolScopes,
     directory: Directory,
@@ -99,6 +105,10 @@ pub enum AuthError {
     Token(#[from] TokenError),
     #[error("the token is valid but maps to no stores: {0}")]
     NoTenant(#[from] ClaimsError),
+    #[error(transparent)]
+    ApiKey(#[from] api_key::KeyError),
+    #[error("this server does not accept {0}")]
+    NotAccepted(&'static str),
 }
 
 impl Authenticator {
@@ -145,29 +155,51 @@ impl Authenticator {
         let mut audiences = vec![resource.as_str().to_owned()];
         audiences.extend(settings.extra_audiences.iter().cloned());
         let expect = Expectations { audiences, leeway: settings.leeway, require_at_jwt: settings.require_at_jwt };
-        Ok(Self { resource, verifier: Verifier::new(trust, expect), names, tool_scopes, directory })
+        let verifier = Some(Verifier::new(trust, expect));
+        Ok(Self { resource, verifier, api_keys: None, names, tool_scopes, directory })
+    }
+
+    /// Accepts the static keys of `keys` too.
+    pub fn with_api_keys(mut self, keys: api_key::ApiKeys) -> Self {
+        self.api_keys = Some(keys);
+        self
+    }
+
+    /// Static keys only (`--identity api-key`): no JWT is accepted.
+    pub fn api_keys_only(
+        resource: ResourceUri,
+        keys: api_key::ApiKeys,
+        tool_scopes: ToolScopes,
+        directory: Directory,
+    ) -> Self {
+        Self { resource, verifier: None, api_keys: Some(keys), names: ClaimNames::default(), tool_scopes, directory }
     }
 
     /// The issuer the protected resource metadata names (none in development).
     pub fn issuer(&self) -> Option<&str> {
-        match self.verifier.trust() {
-            Trust::Provider { issuer, .. } => Some(issuer),
-            Trust::Development { .. } => None,
+        match self.verifier.as_ref().map(Verifier::trust) {
+            Some(Trust::Provider { issuer, .. }) => Some(issuer),
+            _ => None,
         }
     }
 
     /// Whether tokens can be verified now, and why not (for `/health/ready`).
     pub async fn status(&self) -> serde_json::Value {
-        match self.verifier.trust() {
-            Trust::Provider { issuer, jwks } => {
+        let mut status = match self.verifier.as_ref().map(Verifier::trust) {
+            Some(Trust::Provider { issuer, jwks }) => {
                 let (keys, error) = jwks.status().await;
                 serde_json::json!({"issuer": issuer, "jwks_uri": jwks.uri(), "keys": keys, "error": error, "ok": keys > 0})
             }
-            Trust::Development { .. } => serde_json::json!({
+            Some(Trust::Development { .. }) => serde_json::json!({
                 "issuer": jwt::DEV_ISSUER, "ok": true,
                 "warning": "development tokens: no identity provider is configured"
             }),
+            None => serde_json::json!({"ok": true}),
+        };
+        if let Some(keys) = &self.api_keys {
+            status["api_keys"] = keys.len().into();
         }
+        status
     }
 
     /// The caller behind an `Authorization` header value.
@@ -177,7 +209,17 @@ impl Authenticator {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => token.trim(),
             _ => return Err(AuthError::NotBearer),
         };
-        let claims = self.verifier.verify(token).await?;
+        if token.starts_with(api_key::PREFIX) {
+            let keys = self.api_keys.as_ref().ok_or(AuthError::NotAccepted("API keys (--identity api-key)"))?;
+            let holder = keys.verify(token).await?;
+            return Ok(Principal {
+                subject: format!("api-key:{}", holder.name),
+                tenant: holder.tenant,
+                granted: holder.granted,
+            });
+        }
+        let verifier = self.verifier.as_ref().ok_or(AuthError::NotAccepted("JWTs (--identity jwt), only API keys"))?;
+        let claims = verifier.verify(token).await?;
         let tenant = claims::tenant(&claims, &self.names, &self.directory)?;
         let subject = claims.get("sub").and_then(|s| s.as_str()).unwrap_or("(no sub)").to_owned();
         Ok(Principal { subject, tenant, granted: Granted::from_claims(&claims) })

@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use crate::auth::api_key::ApiKeys;
 use crate::auth::claims::ClaimNames;
 use crate::auth::metadata::ResourceUri;
 use crate::auth::scopes::ToolScopes;
@@ -54,6 +55,10 @@ pub struct JwtArgs {
     /// The claim listing a regional manager's stores (names or manager UUIDs).
     #[arg(long, env = "ZAVA_CLAIM_STORES", default_value = "zava_stores", value_name = "CLAIM")]
     pub claim_stores: String,
+    /// The API keys file (`--identity api-key`): TOML `[[key]]` entries with name, id, argon2 hash, identity
+    /// and scopes, as `zava-mcp api-key` prints them.
+    #[arg(long, env = "ZAVA_API_KEYS_FILE", value_name = "PATH")]
+    pub api_keys_file: Option<std::path::PathBuf>,
     /// The scope a tool needs, as TOOL=SCOPE, comma-separated or repeated. Defaults: execute_sales_query and
     /// get_multiple_table_schemas need sales:read, semantic_search_products needs products:read.
     #[arg(long, env = "ZAVA_TOOL_SCOPES", value_delimiter = ',', value_name = "TOOL=SCOPE")]
@@ -105,16 +110,29 @@ impl JwtArgs {
         ToolScopes::with_overrides(&self.tool_scope, &TOOLS).map_err(|e| anyhow::anyhow!("--tool-scope: {e}"))
     }
 
-    /// Everything checked, the provider's keys fetched (or the development key loaded).
+    /// Everything checked, the provider's keys fetched (or the development key loaded) when `jwt`, the API keys
+    /// file read when given.
     pub async fn authenticator(
         &self,
         http: SocketAddr,
+        jwt: bool,
         directory: Directory,
         data_dir: &Path,
     ) -> Result<Authenticator> {
         let resource = self.resource(http)?;
+        let keys = match &self.api_keys_file {
+            Some(path) => Some(ApiKeys::load(path, &directory)?),
+            None => None,
+        };
+        if let Some(keys) = &keys {
+            tracing::info!(keys = keys.len(), "API keys loaded");
+        }
+        if !jwt {
+            let keys = keys.context("--identity api-key needs --api-keys-file")?;
+            return Ok(Authenticator::api_keys_only(resource, keys, self.tool_scopes()?, directory));
+        }
         let client = crate::embed::remote::http_client(Duration::from_secs(10))?;
-        Authenticator::start(
+        let auth = Authenticator::start(
             &self.settings()?,
             resource,
             self.claim_names(),
@@ -123,6 +141,10 @@ impl JwtArgs {
             data_dir,
             client,
         )
-        .await
+        .await?;
+        Ok(match keys {
+            Some(keys) => auth.with_api_keys(keys),
+            None => auth,
+        })
     }
 }

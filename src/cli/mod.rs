@@ -93,6 +93,9 @@ pub enum Command {
     /// Print a development bearer token (one line) for `serve --identity jwt` without an identity provider,
     /// signed with the data directory's key: `zava-mcp token --rls-user-id seattle`.
     Token(token::TokenArgs),
+    /// Make a static API key for a machine client (`serve --identity api-key`): prints the key once and the
+    /// entry (argon2 hash, identity, scopes) to add to the --api-keys-file.
+    ApiKey(token::ApiKeyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +223,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Token(args) = &cli.command {
         return token::token(&cli.global.data_dir, args);
     }
+    if let Command::ApiKey(args) = &cli.command {
+        return token::api_key(args);
+    }
     let settings = cli.settings()?;
     match cli.command {
         Command::Serve(args) => serve(&settings, *args).await,
@@ -235,7 +241,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("embedded {n} product descriptions with {}", embedder.model_id());
             Ok(())
         }
-        Command::EmbedServer(_) | Command::Token(_) => unreachable!("handled above"),
+        Command::EmbedServer(_) | Command::Token(_) | Command::ApiKey(_) => unreachable!("handled above"),
     }
 }
 

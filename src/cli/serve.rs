@@ -12,14 +12,18 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
         cors_origins: args.cors_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
         ..HttpSettings::default()
     };
-    let tokens = match args.identity[..] {
-        [IdentityMode::Header] => false,
-        [IdentityMode::Jwt] => true,
-        _ => bail!(
-            "--identity takes one of header or jwt: header identities cannot be combined with tokens (anyone could \
-             skip the token by sending the header)"
-        ),
-    };
+    let modes: std::collections::BTreeSet<IdentityMode> = args.identity.iter().copied().collect();
+    if modes.contains(&IdentityMode::Header) && modes.len() > 1 {
+        bail!(
+            "--identity header cannot be combined with jwt or api-key: anyone could skip the token by sending the \
+             header"
+        );
+    }
+    let (jwt, api_keys) = (modes.contains(&IdentityMode::Jwt), modes.contains(&IdentityMode::ApiKey));
+    if api_keys && args.jwt.api_keys_file.is_none() {
+        bail!("--identity api-key needs --api-keys-file (make keys with `zava-mcp api-key`)");
+    }
+    let tokens = jwt || api_keys;
     if !args.http.ip().is_loopback() && !tokens {
         if !args.allow_remote_header_identity {
             bail!(
@@ -40,7 +44,7 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
             App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()).await?;
         let mut http = http;
         if tokens {
-            let auth = args.jwt.authenticator(args.http, app.directory.clone(), &settings.data_dir).await?;
+            let auth = args.jwt.authenticator(args.http, jwt, app.directory.clone(), &settings.data_dir).await?;
             http.auth = Some(std::sync::Arc::new(auth));
         }
         let identity = match &http.auth {

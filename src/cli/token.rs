@@ -1,4 +1,5 @@
-//! `zava-mcp token`: a development bearer token for `serve --identity jwt` without an identity provider.
+//! Credentials for callers: `zava-mcp token` (a development bearer token for `serve --identity jwt` without an
+//! identity provider) and `zava-mcp api-key` (a static key for a machine client, and the entry to store).
 
 use std::time::Duration;
 
@@ -81,6 +82,49 @@ pub(super) fn token(data_dir: &std::path::Path, args: &TokenArgs) -> Result<()> 
     }
     let key = DevKey::load_or_create(data_dir)?;
     println!("{}", key.mint(&args.audience, &identity, &scopes, args.ttl)?);
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ApiKeyArgs {
+    /// Who the key is for, as logs and the audit record will name it (e.g. nightly-report).
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// What the key sees: head-office, a store name (seattle) or manager UUIDs, comma-separated.
+    #[arg(long = "as", value_name = "TENANT")]
+    pub tenant: String,
+    /// Scopes the key carries; repeatable. Default: every tool's (sales:read products:read).
+    #[arg(long, value_name = "SCOPE")]
+    pub scope: Vec<String>,
+}
+
+/// Prints the new key (first line, shown only now) and the entry to add to the API keys file.
+pub(super) fn api_key(args: &ApiKeyArgs) -> Result<()> {
+    let name = args.name.trim();
+    if name.is_empty() || name.contains(['"', '\\', '\n']) {
+        bail!("--name must be a short label without quotes or backslashes");
+    }
+    super::parse_tenant(&args.tenant)?;
+    let scopes: Vec<String> = if args.scope.is_empty() {
+        vec![SALES_READ.into(), PRODUCTS_READ.into()]
+    } else {
+        args.scope
+            .iter()
+            .map(|s| Scope::parse(s.trim()).map(|s| s.to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?
+    };
+    let (key, id, hash) = crate::auth::api_key::generate()?;
+    let scopes: Vec<String> = scopes.iter().map(|s| format!("\"{s}\"")).collect();
+    println!("{key}");
+    println!();
+    println!("# Give the key above to `{name}` (it is shown only now), and add this entry to the API keys file:");
+    println!("[[key]]");
+    println!("name = \"{name}\"");
+    println!("id = \"{id}\"");
+    println!("hash = \"{hash}\"");
+    println!("identity = \"{}\"", args.tenant.trim().replace('"', ""));
+    println!("scopes = [{}]", scopes.join(", "));
     Ok(())
 }
 

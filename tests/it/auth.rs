@@ -2,6 +2,7 @@
 //! provider (`idp`: discovery and JWKS over HTTP), called with tokens minted by jsonwebtoken. Every refusal the
 //! spec and the issue name has a case; every accepted token is checked by what it can see.
 
+mod api_keys;
 mod idp;
 
 use std::sync::Arc;
@@ -23,9 +24,9 @@ use zava_mcp::http::HttpSettings;
 use self::idp::{Idp, Mint, fixture};
 use crate::harness::TestDb;
 
-const RESOURCE: &str = "https://mcp.zava.example/mcp";
+pub(crate) const RESOURCE: &str = "https://mcp.zava.example/mcp";
 
-struct Server {
+pub(crate) struct Server {
     url: String,
     http: reqwest::Client,
     _db: TestDb,
@@ -40,14 +41,14 @@ impl Drop for Server {
 }
 
 /// The reply to one request: status, `WWW-Authenticate`, JSON body.
-struct Reply {
-    status: u16,
-    challenge: Option<String>,
-    body: Value,
+pub(crate) struct Reply {
+    pub status: u16,
+    pub challenge: Option<String>,
+    pub body: Value,
 }
 
 /// The authenticator for `RESOURCE` with the default claims and scopes.
-async fn authenticator(
+pub(crate) async fn authenticator(
     app: &App,
     dir: &crate::harness::DataDir,
     settings: &JwtSettings,
@@ -73,7 +74,7 @@ impl Server {
         Ok(Self::serve(db, dir, app, auth).await)
     }
 
-    async fn parts() -> (TestDb, crate::harness::DataDir, Arc<App>) {
+    pub(crate) async fn parts() -> (TestDb, crate::harness::DataDir, Arc<App>) {
         let db = TestDb::new().await;
         let dir = crate::harness::data_dir();
         let app = App::start(&db.query, db.key.clone(), crate::harness::embedder().clone(), AppSettings::default())
@@ -82,7 +83,7 @@ impl Server {
         (db, dir, app)
     }
 
-    async fn serve(db: TestDb, dir: crate::harness::DataDir, app: Arc<App>, auth: Authenticator) -> Server {
+    pub(crate) async fn serve(db: TestDb, dir: crate::harness::DataDir, app: Arc<App>, auth: Authenticator) -> Server {
         let http = HttpSettings { auth: Some(Arc::new(auth)), ..crate::harness::http_settings(vec![]) };
         let (addr, shutdown) = crate::harness::serve_http_with(app, http).await;
         Server { url: format!("http://{addr}"), http: crate::harness::http_client(), _db: db, _dir: dir, shutdown }
@@ -104,21 +105,21 @@ impl Server {
         Reply { status, challenge, body: resp.json().await.unwrap_or(Value::Null) }
     }
 
-    async fn query(&self, token: &str, sql: &str) -> Reply {
+    pub(crate) async fn query(&self, token: &str, sql: &str) -> Reply {
         let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "execute_sales_query", "arguments": {"postgresql_query": sql}}});
         self.post(Some(&format!("Bearer {token}")), &call).await
     }
 
     /// The store ids a token's holder sees in orders.
-    async fn stores_seen(&self, token: &str) -> Value {
+    pub(crate) async fn stores_seen(&self, token: &str) -> Value {
         let r = self.query(token, "SELECT DISTINCT store_id FROM retail.orders ORDER BY 1").await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["result"]["structuredContent"]["r"].clone()
     }
 }
 
-fn manager(i: usize) -> String {
+pub(crate) fn manager(i: usize) -> String {
     STORES[i].manager.to_string()
 }
 
