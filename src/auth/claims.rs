@@ -2,7 +2,8 @@
 //! (every identity ends as the same signed, transaction-local context).
 //!
 //! In order:
-//! 1. the role claim (default `zava_role`) says `head_office`: every store;
+//! 1. the role claim (default `zava_role`; a string, or a list such as Entra ID's `roles`) says `head_office`:
+//!    every store;
 //! 2. it says `regional_manager`: the stores claim (default `zava_stores`) lists store manager UUIDs or store
 //!    names (`Seattle`, `Zava Retail Redmond`), and the caller sees exactly those stores;
 //! 3. otherwise (`store_manager`, or no role claim): the manager claim (default `rls_user_id`, the upstream
@@ -45,7 +46,7 @@ pub enum ClaimsError {
 
 /// The tenant `claims` map to.
 pub fn tenant(claims: &Map<String, Value>, names: &ClaimNames, directory: &Directory) -> Result<Tenant, ClaimsError> {
-    match claims.get(&names.role).and_then(Value::as_str) {
+    match role(claims.get(&names.role)) {
         Some("head_office") => return Ok(Tenant::HeadOffice),
         Some("regional_manager") => return regional(claims, names, directory),
         Some("store_manager") | None => {}
@@ -57,6 +58,19 @@ pub fn tenant(claims: &Map<String, Value>, names: &ClaimNames, directory: &Direc
         _ => return Err(ClaimsError::NoManager(names.manager.clone())),
     };
     directory.resolve(Some(&raw)).map_err(|source| ClaimsError::Identity { claim: names.manager.clone(), source })
+}
+
+/// The role a claim names: a string, or (Entra ID app roles) a list in which the widest known role counts and
+/// other entries (other apps' roles) are ignored.
+fn role(claim: Option<&Value>) -> Option<&str> {
+    match claim {
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Array(items)) => {
+            let held: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            ["head_office", "regional_manager", "store_manager"].into_iter().find(|r| held.contains(r))
+        }
+        _ => None,
+    }
 }
 
 fn regional(claims: &Map<String, Value>, names: &ClaimNames, directory: &Directory) -> Result<Tenant, ClaimsError> {
@@ -106,6 +120,10 @@ mod tests {
         assert_eq!(region, Ok(Tenant::from_uuids([seattle, STORES[5].manager]).unwrap()));
         let by_full_name = map(json!({"zava_role": "regional_manager", "zava_stores": "Zava Retail Redmond, online"}));
         assert!(by_full_name.is_ok(), "{by_full_name:?}");
+        // Entra app roles: a list, other apps' roles ignored.
+        assert_eq!(map(json!({"zava_role": ["reader", "head_office"]})), Ok(Tenant::HeadOffice));
+        let listed = map(json!({"zava_role": ["reader"], "rls_user_id": seattle.to_string()}));
+        assert_eq!(listed, Ok(Tenant::from_uuid(seattle)));
     }
 
     #[test]

@@ -199,6 +199,33 @@ async def over_http(url: str, identity: str, expected: list[int]) -> Checks:
     return checks
 
 
+async def over_bearer(url: str, token: str, expected: list[int]) -> Checks:
+    """A server run with `--identity jwt`: the token in the Authorization header is the identity."""
+    checks = Checks("python bearer")
+
+    async def session_with(headers: dict[str, str], body: Callable[[ClientSession], Awaitable[None]]) -> None:
+        http = create_mcp_http_client(headers=headers)
+        async with http, streamable_http_client(url, http_client=http) as (read, write, _):
+            async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
+                await body(session)
+
+    await session_with({"Authorization": f"Bearer {token}"}, lambda s: tenant_checks(s, checks, expected))
+
+    async def refused(headers: dict[str, str]) -> str:
+        try:
+            await session_with(headers, lambda s: s.initialize())
+        except BaseException as e:  # noqa: BLE001 - the SDK raises the HTTP error (possibly in a group)
+            text = repr(e)
+            expect("401" in text, f"expected HTTP 401, got {text[:200]}")
+            return "401"
+        raise CheckFailed("the session started without a valid token")
+
+    await checks.run("without a token the server answers 401", lambda: refused({}))
+    await checks.run("with a forged token the server answers 401", lambda: refused({"Authorization": f"Bearer {token[:-4]}AAAA"}))
+    await checks.run("x-rls-user-id is no substitute for a token", lambda: refused({"x-rls-user-id": HEAD_OFFICE}))
+    return checks
+
+
 async def over_stdio(command: list[str], identity: str, expected: list[int]) -> Checks:
     checks = Checks("python stdio")
 
@@ -218,24 +245,31 @@ async def over_stdio(command: list[str], identity: str, expected: list[int]) -> 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("transport", choices=["http", "stdio"])
+    p.add_argument("transport", choices=["http", "bearer", "stdio"])
     p.add_argument("target", nargs="+", help="http: the /mcp URL; stdio: the server command and its arguments (after --)")
-    p.add_argument("--identity", required=True, help="store-manager UUID, or head office's all-zero UUID")
+    p.add_argument("--identity", help="store-manager UUID, or head office's all-zero UUID (http, stdio)")
+    p.add_argument("--token", help="bearer: the access token to send")
     p.add_argument("--expect-stores", help="comma-separated store ids the identity sees (default: known identities')")
     a = p.parse_args()
+    if a.transport == "bearer" and not (a.token and a.expect_stores):
+        p.error("bearer needs --token and --expect-stores")
+    if a.transport != "bearer" and not a.identity:
+        p.error(f"{a.transport} needs --identity")
     if a.expect_stores:
         expected = [int(s) for s in a.expect_stores.split(",")]
     elif a.identity in EXPECTED_STORES:
         expected = EXPECTED_STORES[a.identity]
     else:
         p.error(f"unknown identity {a.identity}: pass --expect-stores")
-    if a.transport == "http" and len(a.target) != 1:
-        p.error("http takes exactly one URL")
+    if a.transport in ("http", "bearer") and len(a.target) != 1:
+        p.error(f"{a.transport} takes exactly one URL")
 
     async def run() -> Checks:
         with anyio.fail_after(OVERALL_TIMEOUT):
             if a.transport == "http":
                 return await over_http(a.target[0], a.identity, expected)
+            if a.transport == "bearer":
+                return await over_bearer(a.target[0], a.token, expected)
             return await over_stdio(a.target, a.identity, expected)
 
     try:

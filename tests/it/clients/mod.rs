@@ -344,6 +344,7 @@ fn run(what: impl Into<String>, mut cmd: Command) -> Ran {
     ran
 }
 
+mod bearer;
 mod conformance;
 mod memory;
 mod sdks;
