@@ -182,16 +182,21 @@ async def refused_identity_checks(session: ClientSession, checks: Checks, what: 
     await checks.run(f"execute_sales_query with {what} is an error", query)
 
 
+async def http_session(url: str, headers: dict[str, str], body: Callable[[ClientSession], Awaitable[None]]) -> None:
+    """One Streamable HTTP session with `headers` on every request."""
+    # streamable_http_client + a configured httpx client is mcp 1.30's form of the deprecated
+    # streamablehttp_client(url, headers=...): same transport, headers on every request.
+    http = create_mcp_http_client(headers=headers)
+    async with http, streamable_http_client(url, http_client=http) as (read, write, _):
+        async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
+            await body(session)
+
+
 async def over_http(url: str, identity: str, expected: list[int]) -> Checks:
     checks = Checks("python http")
 
-    async def session_with(headers: dict[str, str], body: Callable[[ClientSession], Awaitable[None]]) -> None:
-        # streamable_http_client + a configured httpx client is mcp 1.30's form of the deprecated
-        # streamablehttp_client(url, headers=...): same transport, headers on every request.
-        http = create_mcp_http_client(headers=headers)
-        async with http, streamable_http_client(url, http_client=http) as (read, write, _):
-            async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
-                await body(session)
+    def session_with(headers: dict[str, str], body: Callable[[ClientSession], Awaitable[None]]) -> Awaitable[None]:
+        return http_session(url, headers, body)
 
     await session_with({"x-rls-user-id": identity}, lambda s: tenant_checks(s, checks, expected))
     await session_with({}, lambda s: refused_identity_checks(s, checks, "no x-rls-user-id header"))
@@ -203,11 +208,8 @@ async def over_bearer(url: str, token: str, expected: list[int]) -> Checks:
     """A server run with `--identity jwt`: the token in the Authorization header is the identity."""
     checks = Checks("python bearer")
 
-    async def session_with(headers: dict[str, str], body: Callable[[ClientSession], Awaitable[None]]) -> None:
-        http = create_mcp_http_client(headers=headers)
-        async with http, streamable_http_client(url, http_client=http) as (read, write, _):
-            async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
-                await body(session)
+    def session_with(headers: dict[str, str], body: Callable[[ClientSession], Awaitable[None]]) -> Awaitable[None]:
+        return http_session(url, headers, body)
 
     await session_with({"Authorization": f"Bearer {token}"}, lambda s: tenant_checks(s, checks, expected))
 
