@@ -123,46 +123,62 @@ pub struct Jwks {
     refetch_floor: Duration,
     /// A set older than this is fetched again on the next token.
     max_age: Duration,
-    state: Mutex<State>,
+    /// Held only to read or replace the set, never across a fetch: tokens with known keys never wait for the
+    /// provider.
+    state: std::sync::Mutex<State>,
+    /// One fetch at a time; tokens that need a fetch wait here, and find the set the first one fetched.
+    fetching: Mutex<()>,
 }
 
 impl Jwks {
     pub fn new(uri: String, http: reqwest::Client, refetch_floor: Duration) -> Self {
         let state = State { set: None, fetched: None, attempted: None, last_error: None };
-        Self { uri, http, refetch_floor, max_age: Duration::from_secs(3600), state: Mutex::new(state) }
+        Self {
+            uri,
+            http,
+            refetch_floor,
+            max_age: Duration::from_secs(3600),
+            state: std::sync::Mutex::new(state),
+            fetching: Mutex::new(()),
+        }
     }
 
     pub fn uri(&self) -> &str {
         &self.uri
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Fetches the set now (at startup), reporting why it failed; the server still starts and tries again later.
     pub async fn prefetch(&self) -> Result<usize, String> {
-        let mut state = self.state.lock().await;
-        self.fetch_into(&mut state).await?;
-        Ok(state.set.as_ref().map_or(0, |s| s.keys.len()))
+        let _one = self.fetching.lock().await;
+        self.fetch().await?;
+        Ok(self.state().set.as_ref().map_or(0, |s| s.keys.len()))
     }
 
     /// Whether a key set is loaded, and the last fetch error if any (for `/health/ready`).
     pub async fn status(&self) -> (usize, Option<String>) {
-        let state = self.state.lock().await;
+        let state = self.state();
         (state.set.as_ref().map_or(0, |s| s.keys.len()), state.last_error.clone())
     }
 
     /// The key for a token's `kid`, fetching the set again if the key is unknown (or the set old) and the floor
     /// allows.
     pub async fn key(&self, kid: Option<&str>) -> Result<Arc<Key>, KeyError> {
-        let mut state = self.state.lock().await;
-        let fresh = state.fetched.is_some_and(|t| t.elapsed() < self.max_age);
-        if let Some(key) = state.set.as_ref().and_then(|s| s.get(kid))
-            && fresh
-        {
-            return Ok(key);
+        if let Some(found) = self.cached(kid) {
+            return found;
         }
-        let may_fetch = state.attempted.is_none_or(|t| t.elapsed() >= self.refetch_floor);
-        if may_fetch && let Err(e) = self.fetch_into(&mut state).await {
+        let _one = self.fetching.lock().await;
+        // Another token may have fetched while this one waited.
+        if let Some(found) = self.cached(kid) {
+            return found;
+        }
+        if let Err(e) = self.fetch().await {
             tracing::warn!(jwks_uri = %self.uri, error = %e, "cannot fetch the identity provider's keys; keeping the last good set");
         }
+        let state = self.state();
         match (&state.set, kid) {
             (Some(set), _) if set.get(kid).is_some() => Ok(set.get(kid).expect("just checked")),
             (Some(_), Some(kid)) => Err(KeyError::UnknownKey(kid.to_owned())),
@@ -173,8 +189,33 @@ impl Jwks {
         }
     }
 
-    async fn fetch_into(&self, state: &mut State) -> Result<(), String> {
-        state.attempted = Some(Instant::now());
+    /// The answer without fetching, when no fetch is due: the key from a fresh set, or (the floor not passed)
+    /// whatever the set we have says. `None`: fetch first.
+    fn cached(&self, kid: Option<&str>) -> Option<Result<Arc<Key>, KeyError>> {
+        let state = self.state();
+        let fresh = state.fetched.is_some_and(|t| t.elapsed() < self.max_age);
+        let key = state.set.as_ref().and_then(|s| s.get(kid));
+        if let Some(key) = &key
+            && fresh
+        {
+            return Some(Ok(key.clone()));
+        }
+        if state.attempted.is_none_or(|t| t.elapsed() >= self.refetch_floor) {
+            return None;
+        }
+        Some(match (key, &state.set, kid) {
+            (Some(key), _, _) => Ok(key),
+            (None, Some(_), Some(kid)) => Err(KeyError::UnknownKey(kid.to_owned())),
+            (None, Some(_), None) => Err(KeyError::NoKeyId),
+            (None, None, _) => {
+                Err(KeyError::Unavailable(state.last_error.clone().unwrap_or_else(|| "not fetched yet".into())))
+            }
+        })
+    }
+
+    /// One fetch; the caller holds `fetching`. The state is locked only to record the outcome.
+    async fn fetch(&self) -> Result<(), String> {
+        self.state().attempted = Some(Instant::now());
         let result = async {
             let resp =
                 self.http.get(&self.uri).timeout(Duration::from_secs(10)).send().await.map_err(|e| e.to_string())?;
@@ -185,6 +226,7 @@ impl Jwks {
             KeySet::parse(&doc)
         }
         .await;
+        let mut state = self.state();
         match result {
             Ok(set) => {
                 state.set = Some(Arc::new(set));

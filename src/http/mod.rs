@@ -152,7 +152,7 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
             .allow_origin(origins)
             .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
             .allow_headers(headers)
-            .expose_headers([HeaderName::from_static("mcp-session-id")]),
+            .expose_headers([HeaderName::from_static("mcp-session-id"), HeaderName::from_static("www-authenticate")]),
     )
 }
 
