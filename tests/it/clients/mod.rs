@@ -167,6 +167,10 @@ fn start_server() -> Result<Server, String> {
 fn spawn_serve(data_dir: &Path, stderr: std::fs::File) -> std::io::Result<Child> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zava-mcp"));
     cmd.arg("--data-dir").arg(data_dir).args(["serve", "--http", "127.0.0.1:0"]);
+    // The memory test's gigabyte values take PostgreSQL seconds each, 16 at once; on a machine busy with other
+    // work that passed the default 30 s, turning "refused with its limit" into "timed out". What it checks is
+    // memory and the refusal, not speed, so this server gives statements longer.
+    cmd.args(["--statement-timeout-ms", "120000"]);
     for var in [
         "DATABASE_URL",
         "ZAVA_ADMIN_DATABASE_URL",
