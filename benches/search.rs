@@ -20,7 +20,7 @@ use zava_mcp::db::endpoint::Endpoint;
 use zava_mcp::db::roles::Role;
 use zava_mcp::embed::provider::{Embedder, QueryEmbedder};
 use zava_mcp::search::{SearchHit, SearchMode, SearchRequest, SearchStatement, search};
-use zava_mcp::tenant::Tenant;
+use zava_mcp::tenant::{Access, PersonalData, Tenant};
 
 mod support;
 
@@ -117,7 +117,11 @@ fn main() -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
         let query_endpoint = db.endpoint(Role::Query)?.clone();
-        let ctx = SignedContext::sign(&Tenant::HeadOffice, db.context_key(), CONTEXT_VALIDITY);
+        let ctx = SignedContext::sign(
+            &Access::new(Tenant::HeadOffice, PersonalData::Masked),
+            db.context_key(),
+            CONTEXT_VALIDITY,
+        );
         let mut client = query_endpoint.connect().await?;
         let statement = SearchStatement::prepare(&client).await?;
         let cache = QueryEmbedder::new(embedder.clone(), 10_000);

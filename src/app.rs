@@ -17,7 +17,7 @@ use crate::embed::products;
 use crate::embed::provider::{Embedder, QueryEmbedder};
 use crate::guard::{FunctionPolicy, ImplicitCall};
 use crate::identity::Directory;
-use crate::tenant::Tenant;
+use crate::tenant::Access;
 
 /// Tunables of a running server (from flags and environment, see `cli`).
 #[derive(Debug, Clone, Copy)]
@@ -98,8 +98,8 @@ impl App {
         }))
     }
 
-    pub fn sign(&self, tenant: &Tenant) -> SignedContext {
-        SignedContext::sign(tenant, &self.key, CONTEXT_VALIDITY)
+    pub fn sign(&self, access: &Access) -> SignedContext {
+        SignedContext::sign(access, &self.key, CONTEXT_VALIDITY)
     }
 }
 

@@ -117,6 +117,42 @@ impl fmt::Display for Tenant {
     }
 }
 
+/// Whether a call sees customers' personal data (email, phone) in clear or masked. The database enforces it
+/// (migration V10): the choice travels in the signed context, never as a column filter in Rust.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PersonalData {
+    Masked,
+    Clear,
+}
+
+/// Everything a call's signed context says about its caller: whose stores it sees, and whether it sees
+/// personal data in clear. Two callers with the same stores but different personal-data grants see different
+/// rows' contents, so anything cached from a tenant transaction is keyed by the whole `Access`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Access {
+    pub tenant: Tenant,
+    pub personal_data: PersonalData,
+}
+
+impl Access {
+    pub fn new(tenant: Tenant, personal_data: PersonalData) -> Self {
+        Self { tenant, personal_data }
+    }
+
+    /// The grants part of the signed context: `pii` or `-` (none).
+    pub fn grants(&self) -> &'static str {
+        match self.personal_data {
+            PersonalData::Clear => "pii",
+            PersonalData::Masked => "-",
+        }
+    }
+
+    /// A key for caches of what this caller's transactions return: the tenant scope and the grants.
+    pub fn cache_key(&self) -> String {
+        format!("{};{}", self.tenant.scope(), self.grants())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

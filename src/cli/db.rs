@@ -86,8 +86,9 @@ fn url(db: &Database, args: &UrlArgs) -> Result<String> {
     let mut endpoint = db.endpoint(args.role)?.clone();
     match (&args.tenant, args.role) {
         (Some(t), Role::Query) => {
-            let tenant = parse_tenant(t)?;
-            let ctx = SignedContext::sign(&tenant, db.context_key(), Duration::from_secs(args.valid_minutes * 60));
+            let pii = if args.personal_data { PersonalData::Clear } else { PersonalData::Masked };
+            let access = Access::new(parse_tenant(t)?, pii);
+            let ctx = SignedContext::sign(&access, db.context_key(), Duration::from_secs(args.valid_minutes * 60));
             endpoint.options = Some(ctx.as_connect_option());
         }
         (Some(_), Role::Owner) => bail!("--as applies to the query role; the owner sees every row"),

@@ -35,7 +35,7 @@ use crate::db::cluster::{ClusterState, ManagedCluster};
 use crate::db::context::SignedContext;
 use crate::db::roles::Role;
 use crate::provision::{Database, SeedReport};
-use crate::tenant::Tenant;
+use crate::tenant::{Access, PersonalData, Tenant};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -189,6 +189,10 @@ pub struct UrlArgs {
     /// How long a tenant URL stays valid, in minutes.
     #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(u64).range(1..=10_080))]
     pub valid_minutes: u64,
+    /// With `--as`: show customers' email and phone in clear, as a token with the `pii:read` scope would.
+    /// Without it they are masked (`j***@example.com`, `(***) ***-1234`).
+    #[arg(long, requires = "tenant")]
+    pub personal_data: bool,
 }
 
 /// Parses `--as`: a store name, `head-office`, or manager UUIDs.

@@ -99,8 +99,9 @@ pub fn encode(data: &Dataset) -> Vec<TableCopy> {
             &p.product.description,
         ]);
     }
+    // The table behind the `retail.customers` view (migration V10).
     let mut customers = TableCopy::new(
-        "retail.customers",
+        "zava_private.customers",
         "customer_id, first_name, last_name, email, phone, primary_store_id, created_at",
     );
     for c in &data.customers {

@@ -19,7 +19,7 @@ use crate::db::endpoint::Endpoint;
 const CHUNK: usize = 1 << 20;
 
 /// Tables whose data the seed replaces, in TRUNCATE order.
-const TABLES: &str = "retail.order_items, retail.orders, retail.inventory, retail.customers, \
+const TABLES: &str = "retail.order_items, retail.orders, retail.inventory, zava_private.customers, \
     retail.product_description_embeddings, retail.products, retail.product_types, retail.categories, retail.stores";
 
 /// The SERIAL columns whose sequences must continue after the loaded ids.
@@ -28,7 +28,7 @@ const SEQUENCES: [(&str, &str); 7] = [
     ("retail.categories", "category_id"),
     ("retail.product_types", "type_id"),
     ("retail.products", "product_id"),
-    ("retail.customers", "customer_id"),
+    ("zava_private.customers", "customer_id"),
     ("retail.orders", "order_id"),
     ("retail.order_items", "order_item_id"),
 ];
@@ -51,12 +51,12 @@ pub async fn load(
         tx.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}")).await?;
     }
     for (name, _) in &indexes {
-        tx.batch_execute(&format!("DROP INDEX retail.{name}")).await?;
+        tx.batch_execute(&format!("DROP INDEX {name}")).await?;
     }
     tx.batch_execute(&format!("TRUNCATE {TABLES}")).await?;
     let forced: Vec<String> = tx
         .query("SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                WHERE n.nspname = 'retail' AND c.relkind = 'r' AND c.relforcerowsecurity", &[])
+                WHERE n.nspname IN ('retail', 'zava_private') AND c.relkind = 'r' AND c.relforcerowsecurity", &[])
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -178,12 +178,13 @@ async fn copy(tx: &Transaction<'_>, t: &TableCopy) -> Result<()> {
     Ok(())
 }
 
-/// Indexes in the retail schema that no constraint owns (the ones safe to drop and rebuild).
+/// Indexes of the data tables (in `retail`, and the customers table in `zava_private`) that no constraint owns
+/// (the ones safe to drop and rebuild).
 async fn secondary_indexes(tx: &Transaction<'_>) -> Result<Vec<(String, String)>> {
     let rows = tx
         .query(
-            "SELECT i.indexname::text, i.indexdef FROM pg_indexes i
-             WHERE i.schemaname = 'retail'
+            "SELECT format('%I.%I', i.schemaname, i.indexname), i.indexdef FROM pg_indexes i
+             WHERE i.schemaname IN ('retail', 'zava_private')
                AND NOT EXISTS (SELECT 1 FROM pg_constraint c
                                WHERE c.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass)
              ORDER BY i.indexname",
@@ -197,7 +198,7 @@ async fn foreign_keys(tx: &Transaction<'_>) -> Result<Vec<(String, String, Strin
     let rows = tx
         .query(
             "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint
-             WHERE contype = 'f' AND connamespace = 'retail'::regnamespace ORDER BY conrelid::regclass::text, conname",
+             WHERE contype = 'f' AND connamespace IN ('retail'::regnamespace, 'zava_private'::regnamespace) ORDER BY conrelid::regclass::text, conname",
             &[],
         )
         .await?;

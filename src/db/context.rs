@@ -12,7 +12,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio_postgres::{Client, Transaction};
 
-use crate::tenant::Tenant;
+use crate::tenant::Access;
 
 /// How long a signed context stays valid. It only needs to outlive one transaction; the margin absorbs clock
 /// skew between this host and an external database server.
@@ -36,7 +36,8 @@ impl ContextKey {
     }
 }
 
-/// A tenant context as the database verifies it: `v1;<scope>;<expiry>;<nonce>;<hmac>`.
+/// A tenant context as the database verifies it: `v2;<scope>;<grants>;<expiry>;<nonce>;<hmac>`, grants being
+/// `pii` (personal data in clear) or `-` (see the V10 migration).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SignedContext(String);
 
@@ -47,16 +48,16 @@ impl std::fmt::Debug for SignedContext {
 }
 
 impl SignedContext {
-    pub fn sign(tenant: &Tenant, key: &ContextKey, valid_for: Duration) -> Self {
+    pub fn sign(access: &Access, key: &ContextKey, valid_for: Duration) -> Self {
         let expiry = (SystemTime::now() + valid_for).duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let nonce = hex::encode(rand::random::<[u8; 8]>());
-        let payload = format!("v1;{};{expiry};{nonce}", tenant.scope());
+        let payload = format!("v2;{};{};{expiry};{nonce}", access.tenant.scope(), access.grants());
         let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("HMAC accepts any key length");
         mac.update(payload.as_bytes());
         Self(format!("{payload};{}", hex::encode(mac.finalize().into_bytes())))
     }
 
-    /// The raw setting value. Only hex digits, UUID characters and `v1;*,` can appear in it, so it can be
+    /// The raw setting value. Only letters, digits, UUID characters and `;*,-` can appear in it, so it can be
     /// written inside a quoted SQL literal without escaping.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -90,15 +91,20 @@ pub async fn begin<'a>(client: &'a mut Client, context: &SignedContext, timeout:
 mod tests {
     use super::*;
 
+    use crate::tenant::{PersonalData, Tenant};
+
     #[test]
     fn contexts_are_signed_per_tenant_and_never_repeat() {
         let key = ContextKey::from_hex(&"ab".repeat(32)).unwrap();
-        let a = SignedContext::sign(&Tenant::HeadOffice, &key, CONTEXT_VALIDITY);
-        let b = SignedContext::sign(&Tenant::HeadOffice, &key, CONTEXT_VALIDITY);
-        assert!(a.as_str().starts_with("v1;*;"));
+        let head_office = Access::new(Tenant::HeadOffice, PersonalData::Masked);
+        let a = SignedContext::sign(&head_office, &key, CONTEXT_VALIDITY);
+        let b = SignedContext::sign(&head_office, &key, CONTEXT_VALIDITY);
+        assert!(a.as_str().starts_with("v2;*;-;"));
         assert_ne!(a, b, "the nonce makes every context distinct");
-        assert_eq!(a.as_str().split(';').count(), 5);
-        assert!(!format!("{a:?}").contains("v1"));
+        assert_eq!(a.as_str().split(';').count(), 6);
+        assert!(!format!("{a:?}").contains("v2"));
+        let clear = SignedContext::sign(&Access::new(Tenant::HeadOffice, PersonalData::Clear), &key, CONTEXT_VALIDITY);
+        assert!(clear.as_str().starts_with("v2;*;pii;"));
     }
 
     #[test]

@@ -11,6 +11,9 @@ mod embedded {
     refinery::embed_migrations!("src/db/migrations");
 }
 
+/// The schema version from which `retail.customers` is a masking view over `zava_private.customers` (V10).
+pub const CUSTOMERS_BEHIND_VIEW: i32 = 10;
+
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i32 {
     embedded::migrations::runner().get_migrations().iter().map(|m| m.version()).max().unwrap_or(0)

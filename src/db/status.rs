@@ -34,7 +34,10 @@ pub async fn read(owner: &Client) -> Result<DatabaseStatus> {
     let mut embeddings = Vec::new();
     if schema_version > 0 {
         for t in COUNTED {
-            let n: i64 = owner.query_one(&format!("SELECT count(*) FROM retail.{t}"), &[]).await?.get(0);
+            // Customers live behind the masking view (migration V10); the owner counts the table itself.
+            let hidden = t == "customers" && schema_version >= migrate::CUSTOMERS_BEHIND_VIEW;
+            let source = if hidden { "zava_private" } else { "retail" };
+            let n: i64 = owner.query_one(&format!("SELECT count(*) FROM {source}.{t}"), &[]).await?.get(0);
             row_counts.push((format!("retail.{t}"), n));
         }
         dataset = owner

@@ -20,13 +20,13 @@ use super::output;
 use super::text;
 use crate::app::App;
 use crate::auth::Principal;
-use crate::auth::scopes::ToolScopes;
+use crate::auth::scopes::{PII_READ, Scope, ToolScopes};
 use crate::db::{introspect, query};
 use crate::embed::error::EmbedError;
 use crate::guard::ReadOnlySql;
 use crate::identity::{IDENTITY_HEADER, IdentityError};
 use crate::search::{self, SearchMode, SearchRequest, SearchStatement};
-use crate::tenant::Tenant;
+use crate::tenant::{Access, PersonalData};
 
 /// Where a call's identity comes from.
 #[derive(Debug, Clone)]
@@ -76,20 +76,27 @@ impl ZavaServer {
         Self { app, identity, tool_router: Self::tool_router() }
     }
 
-    /// The caller. Over HTTP every `x-rls-user-id` value is looked at (the HTTP layer already refuses a
-    /// repeated one; this does not rely on it).
-    fn tenant(&self, ctx: &RequestContext<RoleServer>) -> Result<Tenant, IdentityError> {
+    /// The caller and what it may see. Over HTTP every `x-rls-user-id` value is looked at (the HTTP layer already
+    /// refuses a repeated one; this does not rely on it). Header and stdio identities are unverified and hold every
+    /// scope (loopback development, a person's own process), so they see personal data in clear; a token sees it
+    /// only with `pii:read`.
+    fn access(&self, ctx: &RequestContext<RoleServer>) -> Result<Access, IdentityError> {
         match &self.identity {
-            IdentitySource::Fixed(raw) => self.app.directory.resolve(raw.as_deref()),
+            IdentitySource::Fixed(raw) => {
+                Ok(Access::new(self.app.directory.resolve(raw.as_deref())?, PersonalData::Clear))
+            }
             IdentitySource::Token(_) => match self.principal(ctx) {
-                Some(p) => Ok(p.tenant.clone()),
+                Some(p) => {
+                    let pii = Scope::parse(PII_READ).is_ok_and(|s| p.granted.allows(&s));
+                    Ok(Access::new(p.tenant.clone(), if pii { PersonalData::Clear } else { PersonalData::Masked }))
+                }
                 // `auth::http` lets no request through without one; never fall back to anything else.
                 None => Err(IdentityError::Missing),
             },
             IdentitySource::Header => {
                 let values = ctx.extensions.get::<http::request::Parts>().map(|p| p.headers.get_all(IDENTITY_HEADER));
                 let texts = values.iter().flatten().map(|v| v.to_str().unwrap_or("<not text>"));
-                self.app.directory.resolve_all(texts)
+                Ok(Access::new(self.app.directory.resolve_all(texts)?, PersonalData::Clear))
             }
         }
     }
@@ -125,13 +132,13 @@ impl ZavaServer {
         Parameters(args): Parameters<SchemaArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let tenant = match self.tenant(&ctx) {
-            Ok(t) => t,
+        let access = match self.access(&ctx) {
+            Ok(a) => a,
             Err(e) => return Ok(refusal(&e)),
         };
         let timeout = self.app.settings.limits.statement_timeout;
         let pg = |e: tokio_postgres::Error| query::QueryError::from_pg(e, timeout);
-        let described = self.in_tenant_tx(&tenant, &ctx.ct, async |tx| {
+        let described = self.in_tenant_tx(&access, &ctx.ct, async |tx| {
             let readable = introspect::readable_tables(tx).await.map_err(pg)?;
             let tables = match introspect::resolve(&args.table_names, &readable) {
                 Ok(t) => t,
@@ -139,7 +146,7 @@ impl ZavaServer {
             };
             let mut text = String::new();
             for table in &tables {
-                text.push_str(&self.app.schemas.get_or_describe(&tenant.scope(), tx, table).await.map_err(pg)?);
+                text.push_str(&self.app.schemas.get_or_describe(&access.cache_key(), tx, table).await.map_err(pg)?);
             }
             Ok(Ok(text))
         });
@@ -160,8 +167,8 @@ impl ZavaServer {
         Parameters(args): Parameters<SearchArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let tenant = match self.tenant(&ctx) {
-            Ok(t) => t,
+        let access = match self.access(&ctx) {
+            Ok(a) => a,
             Err(e) => return Ok(refusal(&e)),
         };
         let request =
@@ -169,7 +176,7 @@ impl ZavaServer {
                 Ok(r) => r,
                 Err(e) => return Ok(output::error(e.to_string(), Map::new())),
             };
-        Ok(match self.search(&tenant, &request, &ctx.ct).await {
+        Ok(match self.search(&access, &request, &ctx.ct).await {
             Ok(result) => result,
             Err(e) => output::query_error(&e),
         })
@@ -185,8 +192,8 @@ impl ZavaServer {
         Parameters(args): Parameters<QueryArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let tenant = match self.tenant(&ctx) {
-            Ok(t) => t,
+        let access = match self.access(&ctx) {
+            Ok(a) => a,
             Err(e) => return Ok(refusal(&e)),
         };
         let sql = match ReadOnlySql::parse(&args.postgresql_query, &self.app.functions) {
@@ -194,8 +201,8 @@ impl ZavaServer {
             Err(e) => return Ok(output::guard_error(&e)),
         };
         let started = std::time::Instant::now();
-        let result = query::run(&self.app.db, &self.app.sign(&tenant), &sql, self.app.settings.limits, &ctx.ct).await;
-        let who = self.app.directory.describe(&tenant);
+        let result = query::run(&self.app.db, &self.app.sign(&access), &sql, self.app.settings.limits, &ctx.ct).await;
+        let who = self.app.directory.describe(&access.tenant);
         Ok(match result {
             Ok(out) => {
                 tracing::info!(tenant = %who, rows = out.rows.len(), ms = started.elapsed().as_millis() as u64, "query");
@@ -212,7 +219,7 @@ impl ZavaServer {
 impl ZavaServer {
     async fn search(
         &self,
-        tenant: &Tenant,
+        access: &Access,
         request: &SearchRequest,
         cancel: &CancellationToken,
     ) -> Result<CallToolResult, query::QueryError> {
@@ -231,7 +238,7 @@ impl ZavaServer {
         let hits = self
             .app
             .db
-            .in_tenant_tx(&self.app.sign(tenant), timeout, cancel, SearchStatement::prepare_cached, async |tx, s| {
+            .in_tenant_tx(&self.app.sign(access), timeout, cancel, SearchStatement::prepare_cached, async |tx, s| {
                 search::search(tx, &s, request, embedding).await.map_err(|e| query::QueryError::from_pg(e, timeout))
             })
             .await?;
@@ -241,14 +248,14 @@ impl ZavaServer {
     /// Runs `work` in the caller's read-only tenant transaction on a pooled connection (`db::call`).
     async fn in_tenant_tx<T>(
         &self,
-        tenant: &Tenant,
+        access: &Access,
         cancel: &CancellationToken,
         work: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, query::QueryError>,
     ) -> Result<T, query::QueryError> {
         let timeout = self.app.settings.limits.statement_timeout;
         self.app
             .db
-            .in_tenant_tx(&self.app.sign(tenant), timeout, cancel, async |_| Ok(()), async |tx, ()| work(tx).await)
+            .in_tenant_tx(&self.app.sign(access), timeout, cancel, async |_| Ok(()), async |tx, ()| work(tx).await)
             .await
     }
 }

@@ -3,7 +3,7 @@
 //! spec and the issue name has a case; every accepted token is checked by what it can see.
 
 mod api_keys;
-mod idp;
+pub(crate) mod idp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,7 +67,7 @@ pub(crate) async fn authenticator(
 }
 
 impl Server {
-    async fn start(issuer: Option<&str>, settings: JwtSettings) -> Result<Server, String> {
+    pub(crate) async fn start(issuer: Option<&str>, settings: JwtSettings) -> Result<Server, String> {
         let (db, dir, app) = Self::parts().await;
         let settings = JwtSettings { issuer: issuer.map(str::to_owned), ..settings };
         let auth = authenticator(&app, &dir, &settings).await?;

@@ -19,7 +19,7 @@ use zava_mcp::guard::ReadOnlySql;
 use zava_mcp::tenant::Tenant;
 
 use self::proxy::{CancelProxy, Mode};
-use crate::harness::TestDb;
+use crate::harness::{TestDb, in_clear};
 
 /// A statement of a few hundred milliseconds: long enough to be caught running, short enough to end by itself
 /// before its (held) cancel arrives.
@@ -79,8 +79,8 @@ enum Departure {
 async fn late_cancel_spares_the_next_caller(departure: Departure) {
     let db = TestDb::new().await;
     let (app, proxy) = app_behind_proxy(&db, Mode::Hold, 1).await;
-    let redmond = app.sign(&Tenant::from_uuid(zava_mcp::data::stores::STORES[5].manager));
-    let seattle = app.sign(&Tenant::from_uuid(zava_mcp::data::stores::STORES[0].manager));
+    let redmond = app.sign(&in_clear(Tenant::from_uuid(zava_mcp::data::stores::STORES[5].manager)));
+    let seattle = app.sign(&in_clear(Tenant::from_uuid(zava_mcp::data::stores::STORES[0].manager)));
     let limits = Limits::default();
 
     let a_cancel = CancellationToken::new();
@@ -137,7 +137,7 @@ async fn a_caller_who_cancelled_never_cancels_the_next_callers_statement() {
 async fn a_cancelled_call_stops_its_statement_and_says_so() {
     let db = TestDb::new().await;
     let (app, proxy) = app_behind_proxy(&db, Mode::Delay(Duration::ZERO), 2).await;
-    let head_office = app.sign(&Tenant::HeadOffice);
+    let head_office = app.sign(&in_clear(Tenant::HeadOffice));
     let token = CancellationToken::new();
     let call = tokio::spawn({
         let (app, sql, token) = (app.clone(), sql(&app, &LONG.replace("6000000", "600000000")), token.clone());
@@ -163,8 +163,9 @@ async fn a_timed_out_statement_names_its_real_limit() {
     let (app, _proxy) = app_behind_proxy(&db, Mode::Delay(Duration::ZERO), 1).await;
     let limits = Limits { statement_timeout: Duration::from_millis(250), ..Default::default() };
     let sql = sql(&app, &LONG.replace("6000000", "600000000"));
-    let e =
-        query::run(&app.db, &app.sign(&Tenant::HeadOffice), &sql, limits, &CancellationToken::new()).await.unwrap_err();
+    let e = query::run(&app.db, &app.sign(&in_clear(Tenant::HeadOffice)), &sql, limits, &CancellationToken::new())
+        .await
+        .unwrap_err();
     assert!(matches!(e, QueryError::TimedOut { limit } if limit == Duration::from_millis(250)), "{e:?}");
     assert_eq!(e.to_string(), "PostgreSQL stopped the query: it ran longer than the 250 ms limit for one query");
 }

@@ -94,7 +94,7 @@ impl Oracle {
         let owner = db.owner().await;
         let rows = owner
             .query(
-                "SELECT email FROM retail.customers c WHERE primary_store_id <> $1
+                "SELECT email FROM zava_private.customers c WHERE primary_store_id <> $1
                  AND NOT EXISTS (SELECT 1 FROM retail.orders o WHERE o.customer_id = c.customer_id AND o.store_id = $1)",
                 &[&(REDMOND_STORE as i32)],
             )

@@ -17,7 +17,7 @@ use zava_mcp::db::context::{self, ContextKey, SignedContext};
 use zava_mcp::db::endpoint::Endpoint;
 use zava_mcp::db::roles::{DATABASE, OWNER, QUERY, Role};
 use zava_mcp::provision::Database;
-use zava_mcp::tenant::Tenant;
+use zava_mcp::tenant::{Access, PersonalData, Tenant};
 
 /// Customers in the template dataset: big enough for every store to have orders, small enough to be quick.
 pub const TEMPLATE_CUSTOMERS: u32 = 3_000;
@@ -180,23 +180,46 @@ impl TestDb {
         self.query.connect().await.unwrap()
     }
 
+    /// A context for `tenant` with personal data in clear (what header and stdio identities get), so that
+    /// isolation tests compare the real values.
     pub fn context(&self, tenant: &Tenant) -> SignedContext {
-        SignedContext::sign(tenant, &self.key, context::CONTEXT_VALIDITY)
+        self.context_for(&in_clear(tenant.clone()))
     }
 
-    /// Runs `sql` as `tenant` inside the server's tenant transaction; errors come back as text.
+    pub fn context_for(&self, access: &Access) -> SignedContext {
+        SignedContext::sign(access, &self.key, context::CONTEXT_VALIDITY)
+    }
+
+    /// Runs `sql` as `tenant` (personal data in clear) inside the server's tenant transaction; errors come back
+    /// as text.
     pub async fn as_tenant(&self, tenant: &Tenant, sql: &str) -> Result<Vec<Row>, String> {
+        self.as_access(&in_clear(tenant.clone()), sql).await
+    }
+
+    /// Runs `sql` with exactly `access` inside the server's tenant transaction; errors come back as text.
+    pub async fn as_access(&self, access: &Access, sql: &str) -> Result<Vec<Row>, String> {
         let mut client = self.query_role().await;
-        let tx = context::begin(&mut client, &self.context(tenant), Duration::from_secs(30))
+        let tx = context::begin(&mut client, &self.context_for(access), Duration::from_secs(30))
             .await
             .map_err(|e| e.to_string())?;
         tx.query(sql, &[]).await.map_err(|e| db_error(&e))
+    }
+
+    /// The first column of every row of `sql`, from the owner's point of view (sees every row).
+    pub async fn owner_values<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Vec<T> {
+        let rows = self.owner().await.query(sql, &[]).await.unwrap_or_else(|e| panic!("`{sql}`: {e}"));
+        rows.iter().map(|r| r.get(0)).collect()
     }
 
     /// One bigint from the owner's point of view (sees every row).
     pub async fn owner_count(&self, sql: &str) -> i64 {
         scalar(&self.owner().await, sql).await
     }
+}
+
+/// `tenant` seeing personal data in clear.
+pub fn in_clear(tenant: Tenant) -> Access {
+    Access::new(tenant, PersonalData::Clear)
 }
 
 pub fn db_error(e: &tokio_postgres::Error) -> String {

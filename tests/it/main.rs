@@ -12,6 +12,7 @@ mod embed_remote;
 mod harness;
 mod http_abuse;
 mod introspect;
+mod personal_data;
 mod rls;
 mod rls_attacks;
 mod search;

@@ -8,10 +8,11 @@ use zava_mcp::data::load::load;
 use crate::harness::{TestDb, scalar};
 
 const SCHEMA_SHAPE: &str =
-    "SELECT (SELECT count(*) FROM pg_constraint WHERE connamespace = 'retail'::regnamespace AND contype = 'f')
-    * 1000 + (SELECT count(*) FROM pg_indexes WHERE schemaname = 'retail')
+    "SELECT (SELECT count(*) FROM pg_constraint WHERE connamespace IN ('retail'::regnamespace, 'zava_private'::regnamespace)
+       AND contype = 'f') * 1000
+    + (SELECT count(*) FROM pg_indexes WHERE schemaname IN ('retail', 'zava_private'))
     + (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE n.nspname = 'retail' AND c.relforcerowsecurity) * 100000";
+       WHERE n.nspname IN ('retail', 'zava_private') AND c.relforcerowsecurity) * 100000";
 
 const ORDERS_DIGEST: &str = "SELECT md5(string_agg(format('%s|%s|%s|%s', o.order_id, o.customer_id, o.store_id, o.order_date), ',' ORDER BY o.order_id))
     || md5(string_agg(format('%s|%s|%s|%s', i.order_item_id, i.product_id, i.quantity, i.total_amount), ',' ORDER BY i.order_item_id))
@@ -32,7 +33,7 @@ async fn a_reseed_replaces_the_data_and_keeps_keys_indexes_and_policies() {
     let options = GenOptions { seed: 7, customers: 800 };
     let (items, sum) = seed(&db, options).await;
     assert_eq!(db.owner_count("SELECT count(*) FROM retail.order_items").await, items as i64);
-    assert_eq!(db.owner_count("SELECT count(*) FROM retail.customers").await, 800);
+    assert_eq!(db.owner_count("SELECT count(*) FROM zava_private.customers").await, 800);
     assert_eq!(db.owner_count(SCHEMA_SHAPE).await, shape, "the load lost a key, an index or forced RLS");
     let recorded: String = scalar(&db.owner().await, "SELECT checksum FROM zava_private.dataset").await;
     assert_eq!(recorded, sum);

@@ -19,6 +19,16 @@ pub(crate) struct TableInfo {
     pub foreign_keys: Vec<ForeignKey>,
     /// `(label, values)` lines of the "Valid Values" section, only the non-empty ones.
     pub valid_values: Vec<(&'static str, String)>,
+    /// The columns holding personal data that this caller can read, and whether it sees them in clear.
+    pub personal_data: Option<PersonalDataColumns>,
+}
+
+/// Personal-data columns of a table as the caller gets them (masked by the database unless its context grants
+/// them, migration V10).
+#[derive(Debug, Clone)]
+pub(crate) struct PersonalDataColumns {
+    pub columns: Vec<String>,
+    pub clear: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -63,20 +73,42 @@ const COLUMNS: &str = "
 
 /// Foreign-key column pairs from `pg_constraint`, in the referencing column's order. Only keys whose column
 /// the role may read and whose target it may read too (an unreadable parent is no use as a join hint).
+///
+/// A table behind a view of the same name (`zava_private.customers` behind the masking view `retail.customers`,
+/// migration V10) is described through the view: the view shows the table's keys, and a key that points at the
+/// hidden table points at the view, which is what the role can join with.
 fn foreign_keys_sql() -> String {
     format!(
-        "SELECT con.conrelid, a.attname::text, n.nspname::text, c.relname::text, fa.attname::text
-         FROM pg_catalog.pg_constraint con
+        "SELECT s.shown, a.attname::text, n.nspname::text, c.relname::text, fa.attname::text
+         FROM (SELECT v.oid AS shown, coalesce(h.oid, v.oid) AS keyed
+               FROM pg_catalog.pg_class v
+               LEFT JOIN pg_catalog.pg_class h ON v.relkind = 'v' AND h.relkind = 'r' AND h.relname = v.relname
+                    AND h.relnamespace = 'zava_private'::pg_catalog.regnamespace
+               WHERE v.oid = ANY ($1::oid[])) s
+         JOIN pg_catalog.pg_constraint con ON con.conrelid = s.keyed AND con.contype = 'f'
          CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(attnum, fattnum, pos)
          JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
-         JOIN pg_catalog.pg_class c ON c.oid = con.confrelid
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_catalog.pg_attribute sa ON sa.attrelid = s.shown AND sa.attname = a.attname
          JOIN pg_catalog.pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.fattnum
-         WHERE con.contype = 'f' AND con.conrelid = ANY ($1::oid[])
-           AND pg_catalog.has_column_privilege(con.conrelid, k.attnum, 'SELECT')
+         JOIN pg_catalog.pg_class tc ON tc.oid = con.confrelid
+         JOIN pg_catalog.pg_class c ON c.oid = coalesce(
+              (SELECT f.oid FROM pg_catalog.pg_class f
+               WHERE tc.relnamespace = 'zava_private'::pg_catalog.regnamespace AND f.relkind = 'v'
+                 AND f.relname = tc.relname AND f.relnamespace = 'retail'::pg_catalog.regnamespace),
+              tc.oid)
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE pg_catalog.has_column_privilege(sa.attrelid, sa.attnum, 'SELECT')
            AND {READABLE_RELATION}
-         ORDER BY con.conrelid, k.attnum, con.conname, k.pos"
+         ORDER BY s.shown, k.attnum, con.conname, k.pos"
     )
+}
+
+/// The columns of a table that hold personal data (masked in the database unless the context grants them).
+fn personal_data_columns(table: &TableName) -> &'static [&'static str] {
+    match (table.schema(), table.table()) {
+        ("retail", "customers") => &["email", "phone"],
+        _ => &[],
+    }
 }
 
 /// Order years and date range: the origin's `SELECT DISTINCT EXTRACT(YEAR FROM order_date)` plus min and max,
@@ -134,6 +166,7 @@ pub(crate) async fn describe_tables(
                 columns: Vec::new(),
                 foreign_keys: Vec::new(),
                 valid_values: Vec::new(),
+                personal_data: None,
             };
             (r.get::<_, u32>(2), info)
         })
@@ -153,6 +186,22 @@ pub(crate) async fn describe_tables(
     }
     for (_, info) in &mut infos {
         info.valid_values = valid_values(tx, info).await?;
+    }
+    let mut clear = None;
+    for (_, info) in &mut infos {
+        let columns: Vec<String> = personal_data_columns(&info.name)
+            .iter()
+            .filter(|p| info.columns.iter().any(|c| c.name == **p))
+            .map(|p| (*p).to_owned())
+            .collect();
+        if columns.is_empty() {
+            continue;
+        }
+        // Asked of the database, which is what masks: the answer is the truth for this transaction's context.
+        if clear.is_none() {
+            clear = Some(tx.query_one("SELECT zava_private.tenant_reads_pii()", &[]).await?.get::<_, bool>(0));
+        }
+        info.personal_data = Some(PersonalDataColumns { columns, clear: clear.unwrap_or(false) });
     }
 
     Ok(tables.iter().map(|t| infos.iter().find(|(_, i)| &i.name == t).map(|(_, i)| i.clone())).collect())

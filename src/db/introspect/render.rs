@@ -50,6 +50,17 @@ pub(crate) fn block(info: &TableInfo) -> String {
             _ => {}
         }
     }
+    if let Some(pii) = &info.personal_data {
+        let columns = pii.columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+        hints.push(if pii.clear {
+            format!("- {columns}: personal data, shown to you in clear (your access grants pii:read)")
+        } else {
+            format!(
+                "- {columns}: personal data, masked for you (j***@example.com, (***) ***-1234) in every query, \
+                 filter and sort; seeing them in clear needs the pii:read scope"
+            )
+        });
+    }
     section(&mut lines, "## Query Hints", hints);
 
     format!("\n\n{}\n", lines.join("\n"))
