@@ -10,6 +10,7 @@ use crate::db::CancelTarget;
 use crate::db::call::Connections;
 use crate::db::context::{CONTEXT_VALIDITY, ContextKey, SignedContext};
 use crate::db::endpoint::Endpoint;
+use crate::db::fair::FairShare;
 use crate::db::introspect::SchemaCache;
 use crate::db::pool::{self, PoolSettings};
 use crate::db::query::Limits;
@@ -24,12 +25,20 @@ use crate::tenant::Access;
 pub struct AppSettings {
     pub limits: Limits,
     pub pool: PoolSettings,
+    /// Each tenant's share of the pool (`db::fair`).
+    pub share: FairShare,
     pub schema_cache_ttl: Duration,
 }
 
 impl Default for AppSettings {
     fn default() -> Self {
-        Self { limits: Limits::default(), pool: PoolSettings::default(), schema_cache_ttl: Duration::from_secs(300) }
+        let pool = PoolSettings::default();
+        Self {
+            limits: Limits::default(),
+            pool,
+            share: FairShare::half_of(pool.max_size, pool.acquire_timeout),
+            schema_cache_ttl: Duration::from_secs(300),
+        }
     }
 }
 
@@ -88,7 +97,7 @@ impl App {
         let schemas = SchemaCache::new(settings.schema_cache_ttl, 10_000);
         let embeddings = QueryEmbedder::new(embedder, 10_000);
         Ok(Arc::new(App {
-            db: Connections::new(pool, CancelTarget::new(query.config())),
+            db: Connections::new(pool, settings.share, CancelTarget::new(query.config())),
             key,
             directory,
             functions,

@@ -41,7 +41,7 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
             print_seed(&report);
         }
         let app =
-            App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()).await?;
+            App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()?).await?;
         let mut http = http;
         if tokens {
             let auth = args.jwt.authenticator(args.http, jwt, app.directory.clone(), &settings.data_dir).await?;
@@ -71,7 +71,7 @@ pub(super) async fn stdio(settings: &DbSettings, args: StdioArgs) -> Result<()> 
             tracing::info!(rows = r.rows, "seeded the database");
         }
         let app =
-            App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()).await?;
+            App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()?).await?;
         match app.directory.resolve(args.rls_user_id.as_deref()) {
             Ok(t) => tracing::info!(tenant = %app.directory.describe(&t), "serving MCP on stdio"),
             Err(e) => tracing::warn!("{e}; every tool call that reads data will be refused"),

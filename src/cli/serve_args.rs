@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::auth::IdentityMode;
+use crate::db::fair::FairShare;
 
 /// Limits and resources of a running server, shared by `serve` and `stdio`.
 #[derive(Debug, Clone, Args)]
@@ -18,6 +19,11 @@ pub struct ServerArgs {
     /// Database connections in the pool.
     #[arg(long, env = "ZAVA_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub pool_size: u32,
+    /// Most connections one tenant (a store, a region, head office) may hold at once, so that one flooding
+    /// assistant leaves the rest of the pool to the others; its further calls wait for its own. Default: half
+    /// the pool.
+    #[arg(long, env = "ZAVA_TENANT_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub tenant_connections: Option<u32>,
     /// How long a call waits for a free connection before answering "busy", in milliseconds.
     #[arg(long, env = "ZAVA_POOL_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub pool_timeout_ms: u64,
@@ -27,19 +33,27 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    pub fn settings(&self) -> AppSettings {
-        AppSettings {
+    pub fn settings(&self) -> Result<AppSettings> {
+        let wait = Duration::from_millis(self.pool_timeout_ms);
+        let share = match self.tenant_connections {
+            Some(n) if n > self.pool_size => bail!(
+                "--tenant-connections {n} is more than the pool's {} connections (--pool-size); give at most {}",
+                self.pool_size,
+                self.pool_size
+            ),
+            Some(n) => FairShare { per_tenant: n as usize, wait },
+            None => FairShare::half_of(self.pool_size as usize, wait),
+        };
+        Ok(AppSettings {
             limits: Limits {
                 max_rows: self.max_rows as usize,
                 max_bytes: self.max_result_bytes as usize,
                 statement_timeout: Duration::from_millis(self.statement_timeout_ms),
             },
-            pool: PoolSettings {
-                max_size: self.pool_size as usize,
-                acquire_timeout: Duration::from_millis(self.pool_timeout_ms),
-            },
+            pool: PoolSettings { max_size: self.pool_size as usize, acquire_timeout: wait },
+            share,
             schema_cache_ttl: Duration::from_secs(self.schema_cache_ttl_secs),
-        }
+        })
     }
 }
 

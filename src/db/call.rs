@@ -29,18 +29,22 @@ use tokio_util::sync::CancellationToken;
 
 use super::CancelTarget;
 use super::context::{self, SignedContext};
+use super::fair::{FairShare, TenantSlots};
 use super::query::QueryError;
 use super::session;
 
-/// The query role's connections: the pool, and where cancel requests for its connections go.
+/// The query role's connections: the pool, each tenant's share of it (`db::fair`), and where cancel requests
+/// for its connections go.
 pub struct Connections {
     pool: Pool,
+    slots: TenantSlots,
+    share: FairShare,
     cancel_to: CancelTarget,
 }
 
 impl Connections {
-    pub fn new(pool: Pool, cancel_to: CancelTarget) -> Self {
-        Self { pool, cancel_to }
+    pub fn new(pool: Pool, share: FairShare, cancel_to: CancelTarget) -> Self {
+        Self { pool, slots: TenantSlots::new(share), share, cancel_to }
     }
 
     /// The pool itself, for work that is not a caller's (health checks, startup).
@@ -62,6 +66,12 @@ impl Connections {
         prepare: impl AsyncFnOnce(&ClientWrapper) -> Result<S, tokio_postgres::Error>,
         work: impl AsyncFnOnce(&Transaction<'_>, S) -> Result<T, QueryError>,
     ) -> Result<T, QueryError> {
+        // First one of the tenant's own slots, then a connection: a tenant at its share waits for itself only.
+        let _slot = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(QueryError::Cancelled),
+            s = self.slots.acquire(ctx.tenant_scope()) => s.ok_or(QueryError::TenantBusy { share: self.share.per_tenant })?,
+        };
         let client = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(QueryError::Cancelled),

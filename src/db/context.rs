@@ -39,7 +39,11 @@ impl ContextKey {
 /// A tenant context as the database verifies it: `v2;<scope>;<grants>;<expiry>;<nonce>;<hmac>`, grants being
 /// `pii` (personal data in clear) or `-` (see the V10 migration).
 #[derive(Clone, PartialEq, Eq)]
-pub struct SignedContext(String);
+pub struct SignedContext {
+    value: String,
+    /// The tenant scope it was signed for (not secret): what fair sharing counts calls by.
+    scope: String,
+}
 
 impl std::fmt::Debug for SignedContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,18 +58,24 @@ impl SignedContext {
         let payload = format!("v2;{};{};{expiry};{nonce}", access.tenant.scope(), access.grants());
         let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("HMAC accepts any key length");
         mac.update(payload.as_bytes());
-        Self(format!("{payload};{}", hex::encode(mac.finalize().into_bytes())))
+        let value = format!("{payload};{}", hex::encode(mac.finalize().into_bytes()));
+        Self { value, scope: access.tenant.scope() }
+    }
+
+    /// The tenant scope this context was signed for (`*` or manager UUIDs).
+    pub fn tenant_scope(&self) -> &str {
+        &self.scope
     }
 
     /// The raw setting value. Only letters, digits, UUID characters and `;*,-` can appear in it, so it can be
     /// written inside a quoted SQL literal without escaping.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.value
     }
 
     /// A libpq `options` value that sets this context for a whole session (for a person's psql session).
     pub fn as_connect_option(&self) -> String {
-        format!("-c zava.tenant={}", self.0)
+        format!("-c zava.tenant={}", self.value)
     }
 }
 
@@ -76,7 +86,7 @@ impl SignedContext {
 /// the first executions, and for good whenever a custom plan looks cheaper) cost the product search about as
 /// much as running it. The model's SQL is unaffected: it has no parameters, so it is always planned for itself.
 pub async fn begin<'a>(client: &'a mut Client, context: &SignedContext, timeout: Duration) -> Result<Transaction<'a>> {
-    debug_assert!(context.0.bytes().all(|b| b.is_ascii_alphanumeric() || b";*,-".contains(&b)));
+    debug_assert!(context.value.bytes().all(|b| b.is_ascii_alphanumeric() || b";*,-".contains(&b)));
     let tx = client.build_transaction().read_only(true).start().await?;
     tx.batch_execute(&format!(
         "SET LOCAL zava.tenant = '{}'; SET LOCAL statement_timeout = {}; SET LOCAL plan_cache_mode = force_generic_plan",

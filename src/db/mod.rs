@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod context;
 pub mod decode;
 pub mod endpoint;
+pub mod fair;
 pub mod introspect;
 pub mod migrate;
 pub mod pool;

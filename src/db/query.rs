@@ -51,6 +51,12 @@ pub struct QueryOutput {
 pub enum QueryError {
     #[error("the server is busy (all database connections are in use); try again in a moment")]
     Busy,
+    /// The caller's tenant already runs as many calls as its share of the connections (`db::fair`).
+    #[error(
+        "this store (or region) is already running as many queries at once as it may ({share}); wait for them to \
+         finish before sending more"
+    )]
+    TenantBusy { share: usize },
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     /// The caller cancelled the call or went away; the statement was stopped in the database.

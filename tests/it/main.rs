@@ -9,6 +9,7 @@ mod cluster;
 mod corpus;
 mod decode;
 mod embed_remote;
+mod fairness;
 mod harness;
 mod http_abuse;
 mod introspect;
