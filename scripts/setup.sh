@@ -221,6 +221,19 @@ ensure_build_deps() {
     fi
 }
 
+# Redis, for rate limits shared across replicas (the tests start their own
+# redis-server on a free port; the package's system service is not needed).
+ensure_redis() {
+    if command -v redis-server >/dev/null 2>&1; then
+        return 0
+    fi
+    say "installing redis-server (first run only)..."
+    apt_install redis-server
+    # The package starts a system instance on 6379; nothing here uses it.
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+    if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
+}
+
 # pgvector for PostgreSQL 15, built from Debian trixie's source package.
 ensure_pgvector() {
     if [[ -f ${PG_EXT_DIR}/vector.control && -f ${PG_LIB_DIR}/vector.so ]]; then

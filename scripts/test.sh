@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh mcp_clients
+scripts/setup.sh mcp_clients redis
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check

@@ -16,3 +16,4 @@ pub mod mcp;
 pub mod provision;
 pub mod search;
 pub mod tenant;
+pub mod throttle;

@@ -43,6 +43,7 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
         let app =
             App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()?).await?;
         let mut http = http;
+        http.throttle = Some(crate::throttle::Throttle::start(args.server.throttle()?).await?);
         if tokens {
             let auth = args.jwt.authenticator(args.http, jwt, app.directory.clone(), &settings.data_dir).await?;
             http.auth = Some(std::sync::Arc::new(auth));
@@ -76,7 +77,8 @@ pub(super) async fn stdio(settings: &DbSettings, args: StdioArgs) -> Result<()> 
             Ok(t) => tracing::info!(tenant = %app.directory.describe(&t), "serving MCP on stdio"),
             Err(e) => tracing::warn!("{e}; every tool call that reads data will be refused"),
         }
-        let server = ZavaServer::new(app, IdentitySource::Fixed(args.rls_user_id.clone()));
+        let throttle = crate::throttle::Throttle::start(args.server.throttle()?).await?;
+        let server = ZavaServer::new(app, IdentitySource::Fixed(args.rls_user_id.clone())).with_throttle(throttle);
         let running = server.serve(rmcp::transport::stdio()).await.context("cannot start the stdio transport")?;
         running.waiting().await.context("the stdio session failed")?;
         Ok(())

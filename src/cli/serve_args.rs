@@ -3,6 +3,8 @@
 use super::*;
 use crate::auth::IdentityMode;
 use crate::db::fair::FairShare;
+use crate::throttle::ThrottleSettings;
+use crate::throttle::rate::RateLimit;
 
 /// Limits and resources of a running server, shared by `serve` and `stdio`.
 #[derive(Debug, Clone, Args)]
@@ -27,12 +29,47 @@ pub struct ServerArgs {
     /// How long a call waits for a free connection before answering "busy", in milliseconds.
     #[arg(long, env = "ZAVA_POOL_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub pool_timeout_ms: u64,
+    /// Tool calls one caller may make: `300/min` (a minute's worth may come as a burst), `10/s`, `5000/h`, or
+    /// `off`; per role with `ROLE=RATE` (roles: store_manager, regional_manager, head_office), comma-separated,
+    /// later entries winning. A caller is a token's subject, an API key, or a header identity.
+    #[arg(long, env = "ZAVA_RATE_LIMIT", value_delimiter = ',', value_name = "[ROLE=]RATE", default_value = "300/min")]
+    pub rate_limit: Vec<String>,
+    /// Tool calls one caller may run at the same time, per role as for --rate-limit (e.g. `8,head_office=16`).
+    #[arg(long, env = "ZAVA_MAX_CONCURRENT", value_delimiter = ',', value_name = "[ROLE=]N", default_value = "8")]
+    pub max_concurrent: Vec<String>,
+    /// Redis to share the limits' counts between replicas (`redis://host:6379/0`; `rediss://` for TLS). Without
+    /// it each process counts for itself.
+    #[arg(long, env = "ZAVA_REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
     /// How long a tenant's table descriptions stay cached, in seconds.
     #[arg(long, env = "ZAVA_SCHEMA_CACHE_TTL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub schema_cache_ttl_secs: u64,
 }
 
 impl ServerArgs {
+    /// The per-caller limits, with each bad entry named.
+    pub fn throttle(&self) -> Result<ThrottleSettings> {
+        let defaults = ThrottleSettings::default();
+        let rate = defaults
+            .rate
+            .with_entries(&self.rate_limit, |v| match v.trim() {
+                "off" => Ok(None),
+                v => v.parse::<RateLimit>().map(Some),
+            })
+            .map_err(|e| anyhow::anyhow!("--rate-limit: {e}"))?;
+        let concurrent = defaults
+            .concurrent
+            .with_entries(&self.max_concurrent, |v| match v.trim().parse::<u32>() {
+                Ok(n @ 1..=10_000) => Ok(n),
+                _ => Err(format!("`{}` is not a number of calls from 1 to 10000", v.trim())),
+            })
+            .map_err(|e| anyhow::anyhow!("--max-concurrent: {e}"))?;
+        let redis_url = self.redis_url.as_deref().map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned);
+        // A dead replica's running calls stop counting once no call of theirs could still be running.
+        let longest_call = Duration::from_millis(self.statement_timeout_ms) + Duration::from_secs(60);
+        Ok(ThrottleSettings { rate, concurrent, redis_url, longest_call })
+    }
+
     pub fn settings(&self) -> Result<AppSettings> {
         let wait = Duration::from_millis(self.pool_timeout_ms);
         let share = match self.tenant_connections {

@@ -28,6 +28,7 @@ use crate::app::App;
 use crate::auth::Authenticator;
 use crate::db::migrate;
 use crate::mcp::server::{IdentitySource, ZavaServer};
+use crate::throttle::Throttle;
 use authority::{AllowedHosts, AllowedOrigins};
 
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub struct HttpSettings {
     /// Bearer tokens required (`--identity jwt`); `None`: the `x-rls-user-id` header is trusted (loopback
     /// development).
     pub auth: Option<Arc<Authenticator>>,
+    /// Per-caller limits on tool calls (`throttle`); `None`: unlimited.
+    pub throttle: Option<Arc<Throttle>>,
 }
 
 impl Default for HttpSettings {
@@ -67,6 +70,7 @@ impl Default for HttpSettings {
             body_read_timeout: Duration::from_secs(30),
             max_header_bytes: 32 * 1024,
             auth: None,
+            throttle: None,
         }
     }
 }
@@ -99,20 +103,21 @@ pub(crate) fn router(app: Arc<App>, settings: &HttpSettings, port: u16, shutdown
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    // Layers run outermost first: hygiene (which reads the body and notes the tool called), then identity.
+    // Layers run outermost first: hygiene (which reads the body and notes the tool called), then identity, then
+    // the caller's limits.
+    let mut mcp = Router::new().nest_service("/mcp", mcp);
+    if let Some(throttle) = &settings.throttle {
+        mcp = mcp.layer(axum::middleware::from_fn_with_state(throttle.clone(), crate::throttle::http::limit_calls));
+    }
     let mcp = match &settings.auth {
-        Some(auth) => Router::new()
-            .nest_service("/mcp", mcp)
-            .layer(axum::middleware::from_fn_with_state(auth.clone(), crate::auth::http::require_token)),
-        None => {
-            Router::new().nest_service("/mcp", mcp).layer(axum::middleware::from_fn(crate::auth::http::refuse_tokens))
-        }
+        Some(auth) => mcp.layer(axum::middleware::from_fn_with_state(auth.clone(), crate::auth::http::require_token)),
+        None => mcp.layer(axum::middleware::from_fn(crate::auth::http::refuse_tokens)),
     };
     let mut router = mcp
         .layer(axum::middleware::from_fn_with_state(policy, hygiene::guard_mcp))
         .route("/health/live", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/health/ready", get(ready))
-        .with_state(Ready { app, auth: settings.auth.clone() });
+        .with_state(Ready { app, auth: settings.auth.clone(), throttle: settings.throttle.clone() });
     if let Some(auth) = &settings.auth {
         for path in auth.resource.metadata_paths() {
             let metadata =
@@ -161,11 +166,12 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 struct Ready {
     app: Arc<App>,
     auth: Option<Arc<Authenticator>>,
+    throttle: Option<Arc<Throttle>>,
 }
 
 /// Ready when the database answers as the query role, its schema is the one this binary expects, and (with
 /// tokens) the identity provider's keys are loaded.
-async fn ready(State(Ready { app, auth }): State<Ready>) -> impl IntoResponse {
+async fn ready(State(Ready { app, auth, throttle }): State<Ready>) -> impl IntoResponse {
     let check = async {
         let client = app.db.pool().get().await.map_err(|e| format!("database unreachable: {e}"))?;
         let version: i32 = client
@@ -184,10 +190,16 @@ async fn ready(State(Ready { app, auth }): State<Ready>) -> impl IntoResponse {
         None => json!({"mode": "header", "ok": true}),
     };
     let identity_ok = identity["ok"] == json!(true);
+    // Limits never make the server unready: without Redis they are counted in process.
+    let limits = match &throttle {
+        Some(t) => t.status().await,
+        None => json!({"enabled": false}),
+    };
     match check.await {
-        Ok(v) if identity_ok => {
-            (StatusCode::OK, Json(json!({"status": "ready", "schema_version": v, "identity": identity})))
-        }
+        Ok(v) if identity_ok => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "schema_version": v, "identity": identity, "limits": limits})),
+        ),
         Ok(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(

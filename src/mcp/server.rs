@@ -27,6 +27,7 @@ use crate::guard::ReadOnlySql;
 use crate::identity::{IDENTITY_HEADER, IdentityError};
 use crate::search::{self, SearchMode, SearchRequest, SearchStatement};
 use crate::tenant::{Access, PersonalData};
+use crate::throttle::{CallPermit, Caller, Throttle};
 
 /// Where a call's identity comes from.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub enum IdentitySource {
 pub struct ZavaServer {
     app: Arc<App>,
     identity: IdentitySource,
+    /// Limits checked by the handler itself: over stdio, where no HTTP layer stands in front.
+    throttle: Option<Arc<Throttle>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -73,7 +76,22 @@ pub struct SearchArgs {
 
 impl ZavaServer {
     pub fn new(app: Arc<App>, identity: IdentitySource) -> Self {
-        Self { app, identity, tool_router: Self::tool_router() }
+        Self { app, identity, throttle: None, tool_router: Self::tool_router() }
+    }
+
+    /// Checks `throttle` on every data tool call (stdio; over HTTP the limits are an HTTP layer, answered 429).
+    pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+
+    /// The caller's place under its limits, or the tool error that refuses the call.
+    async fn admit(&self, access: &Access) -> Result<Option<CallPermit>, CallToolResult> {
+        let Some(throttle) = &self.throttle else { return Ok(None) };
+        match throttle.admit(&Caller::tenant(&access.tenant)).await {
+            Ok(permit) => Ok(Some(permit)),
+            Err(refusal) => Err(output::error(refusal.to_string(), Map::new())),
+        }
     }
 
     /// The caller and what it may see. Over HTTP every `x-rls-user-id` value is looked at (the HTTP layer already
@@ -136,6 +154,10 @@ impl ZavaServer {
             Ok(a) => a,
             Err(e) => return Ok(refusal(&e)),
         };
+        let _permit = match self.admit(&access).await {
+            Ok(p) => p,
+            Err(refused) => return Ok(refused),
+        };
         let timeout = self.app.settings.limits.statement_timeout;
         let pg = |e: tokio_postgres::Error| query::QueryError::from_pg(e, timeout);
         let described = self.in_tenant_tx(&access, &ctx.ct, async |tx| {
@@ -171,6 +193,10 @@ impl ZavaServer {
             Ok(a) => a,
             Err(e) => return Ok(refusal(&e)),
         };
+        let _permit = match self.admit(&access).await {
+            Ok(p) => p,
+            Err(refused) => return Ok(refused),
+        };
         let request =
             match SearchRequest::new(&args.query_description, args.max_rows, args.similarity_threshold, args.mode) {
                 Ok(r) => r,
@@ -195,6 +221,10 @@ impl ZavaServer {
         let access = match self.access(&ctx) {
             Ok(a) => a,
             Err(e) => return Ok(refusal(&e)),
+        };
+        let _permit = match self.admit(&access).await {
+            Ok(p) => p,
+            Err(refused) => return Ok(refused),
         };
         let sql = match ReadOnlySql::parse(&args.postgresql_query, &self.app.functions) {
             Ok(sql) => sql,

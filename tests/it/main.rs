@@ -13,6 +13,7 @@ mod fairness;
 mod harness;
 mod http_abuse;
 mod introspect;
+mod limits;
 mod personal_data;
 mod rls;
 mod rls_attacks;

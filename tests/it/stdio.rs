@@ -27,6 +27,10 @@ impl Drop for StdioServer {
 
 impl StdioServer {
     fn start(db: &TestDb, identity: &str) -> StdioServer {
+        Self::start_with(db, identity, &[])
+    }
+
+    fn start_with(db: &TestDb, identity: &str, env: &[(&str, &str)]) -> StdioServer {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_zava-mcp"))
             .arg("--data-dir")
@@ -36,6 +40,7 @@ impl StdioServer {
             .env("ZAVA_CONTEXT_KEY", &db.key_hex)
             .env("ZAVA_RLS_USER_ID", identity)
             .env_remove("ZAVA_ADMIN_DATABASE_URL")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -107,4 +112,20 @@ async fn stdio_serves_the_environment_identity_and_cancels_on_request() {
     // The server is still healthy and serving afterwards.
     s.query(3, "SELECT count(*) FROM retail.stores");
     assert_eq!(s.response(3)["result"]["structuredContent"]["r"], json!([[8]]));
+}
+
+#[tokio::test]
+async fn over_stdio_a_caller_past_its_rate_gets_a_tool_error() {
+    let db = TestDb::new().await;
+    let seattle = zava_mcp::data::stores::STORES[0].manager.to_string();
+    let mut server = StdioServer::start_with(&db, &seattle, &[("ZAVA_RATE_LIMIT", "2/min")]);
+    for id in 1..=2 {
+        server.query(id, "SELECT 1");
+        assert_eq!(server.response(id)["result"]["isError"], json!(false));
+    }
+    server.query(3, "SELECT 1");
+    let refused = server.response(3);
+    assert_eq!(refused["result"]["isError"], json!(true), "{refused}");
+    let text = refused["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("Too many calls") && text.contains("2/min"), "{text}");
 }

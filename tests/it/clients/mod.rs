@@ -171,6 +171,10 @@ fn spawn_serve(data_dir: &Path, stderr: std::fs::File) -> std::io::Result<Child>
     // work that passed the default 30 s, turning "refused with its limit" into "timed out". What it checks is
     // memory and the refusal, not speed, so this server gives statements longer.
     cmd.args(["--statement-timeout-ms", "120000"]);
+    // Every client test shares this server and its identities, and the memory test sends 32 calls at once as
+    // head office: the per-caller limits and tenant shares are tested elsewhere (tests/it/limits.rs, fairness.rs),
+    // so here they are out of the way.
+    cmd.args(["--rate-limit", "off", "--max-concurrent", "64", "--tenant-connections", "16"]);
     for var in [
         "DATABASE_URL",
         "ZAVA_ADMIN_DATABASE_URL",

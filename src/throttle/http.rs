@@ -1,0 +1,60 @@
+//! The limits in front of `/mcp`: each `tools/call` is admitted or answered 429 with `Retry-After`, before it
+//! reaches the MCP service. Other requests (initialize, lists, pings) are not counted: they cost nothing.
+//!
+//! It runs inside the identity layer, so a token's principal is known; with header identities the caller is the
+//! header's value (a malformed one is counted as itself, and refused by the tool anyway).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Json, Response};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use super::{Caller, Throttle};
+use crate::auth::Principal;
+use crate::auth::http::CalledTool;
+use crate::identity::IDENTITY_HEADER;
+
+pub(crate) async fn limit_calls(State(throttle): State<Arc<Throttle>>, req: Request, next: Next) -> Response {
+    if req.extensions().get::<CalledTool>().is_none() {
+        return next.run(req).await;
+    }
+    let caller = match req.extensions().get::<Principal>() {
+        Some(p) => Caller::principal(p),
+        None => header_caller(&req),
+    };
+    let permit = match throttle.admit(&caller).await {
+        Ok(p) => p,
+        Err(refusal) => {
+            let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": refusal.to_string()}});
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refusal.retry_after_secs()));
+            return response;
+        }
+    };
+    let response = next.run(req).await;
+    // The call may still be streaming its answer: the permit goes back when the body has been sent or dropped.
+    let (parts, body) = response.into_parts();
+    let body = body.into_data_stream().map(move |chunk| {
+        let _held = &permit;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(body))
+}
+
+fn header_caller(req: &Request) -> Caller {
+    let values: Vec<&str> =
+        req.headers().get_all(IDENTITY_HEADER).iter().map(|v| v.to_str().unwrap_or("<not text>")).collect();
+    let raw = values.join(",");
+    match raw.parse() {
+        Ok(tenant) => Caller::tenant(&tenant),
+        Err(_) => Caller {
+            key: format!("header:{}", raw.chars().take(256).collect::<String>()),
+            role: super::Role::StoreManager,
+        },
+    }
+}
