@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the map of the code and the invariants it keeps.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -17,8 +17,10 @@ fn main() -> std::process::ExitCode {
 
 async fn run() -> std::process::ExitCode {
     let cli = zava_mcp::cli::Cli::parse();
-    // Migration and driver chatter (NOTICEs such as "already exists, skipping") is noise for a person.
-    let directives = format!("{},refinery=warn,refinery_core=warn,tokio_postgres=warn", cli.global.log);
+    // Migration and driver chatter (NOTICEs such as "already exists, skipping") is noise for a person. rmcp's debug
+    // lines carry every request and response in full (other stores' rows, customers' emails), so rmcp never logs
+    // below info, whatever the filter asks.
+    let directives = format!("{},refinery=warn,refinery_core=warn,tokio_postgres=warn,rmcp=info", cli.global.log);
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     // A closed stderr (the reader went away) must never take a request or the shutdown down with it:
     // failed log writes are dropped instead of reported (reporting them would panic on the same stderr).

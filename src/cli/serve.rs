@@ -44,6 +44,7 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
             App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()?).await?;
         let mut http = http;
         http.throttle = Some(crate::throttle::Throttle::start(args.server.throttle()?).await?);
+        http.audit = args.server.audit()?;
         if tokens {
             let auth = args.jwt.authenticator(args.http, jwt, app.directory.clone(), &settings.data_dir).await?;
             http.auth = Some(std::sync::Arc::new(auth));
@@ -78,7 +79,9 @@ pub(super) async fn stdio(settings: &DbSettings, args: StdioArgs) -> Result<()> 
             Err(e) => tracing::warn!("{e}; every tool call that reads data will be refused"),
         }
         let throttle = crate::throttle::Throttle::start(args.server.throttle()?).await?;
-        let server = ZavaServer::new(app, IdentitySource::Fixed(args.rls_user_id.clone())).with_throttle(throttle);
+        let server = ZavaServer::new(app, IdentitySource::Fixed(args.rls_user_id.clone()))
+            .with_throttle(throttle)
+            .with_audit(args.server.audit()?);
         let running = server.serve(rmcp::transport::stdio()).await.context("cannot start the stdio transport")?;
         running.waiting().await.context("the stdio session failed")?;
         Ok(())

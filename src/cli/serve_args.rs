@@ -1,6 +1,7 @@
 //! The flags of `serve` and `stdio`: limits, the listener, and how HTTP callers are identified.
 
 use super::*;
+use crate::audit::{AuditLog, AuditSettings, FileSettings};
 use crate::auth::IdentityMode;
 use crate::db::fair::FairShare;
 use crate::throttle::ThrottleSettings;
@@ -41,12 +42,33 @@ pub struct ServerArgs {
     /// it each process counts for itself.
     #[arg(long, env = "ZAVA_REDIS_URL", value_name = "URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Append one JSON line per tool call to this file (who, which stores, which tool, the SQL's fingerprint,
+    /// rows, bytes, duration, outcome); never tokens, keys or the SQL's values. Rotated by size.
+    #[arg(long, env = "ZAVA_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<std::path::PathBuf>,
+    /// Rotate the audit log when it reaches this many megabytes.
+    #[arg(long, env = "ZAVA_AUDIT_MAX_MB", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub audit_max_mb: u64,
+    /// How many rotated audit logs to keep (PATH.1 … PATH.N).
+    #[arg(long, env = "ZAVA_AUDIT_KEEP", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub audit_keep: u64,
+    /// Record a SHA-256 of each token's subject instead of the subject itself.
+    #[arg(long, env = "ZAVA_AUDIT_HASH_SUBJECTS")]
+    pub audit_hash_subjects: bool,
     /// How long a tenant's table descriptions stay cached, in seconds.
     #[arg(long, env = "ZAVA_SCHEMA_CACHE_TTL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub schema_cache_ttl_secs: u64,
 }
 
 impl ServerArgs {
+    /// The audit log, opened (a path that cannot be written stops the start).
+    pub fn audit(&self) -> Result<Option<std::sync::Arc<AuditLog>>> {
+        let Some(path) = &self.audit_log else { return Ok(None) };
+        let file =
+            FileSettings { path: path.clone(), max_bytes: self.audit_max_mb << 20, keep: self.audit_keep as usize };
+        Ok(Some(AuditLog::open(AuditSettings { file, hash_subjects: self.audit_hash_subjects })?))
+    }
+
     /// The per-caller limits, with each bad entry named.
     pub fn throttle(&self) -> Result<ThrottleSettings> {
         let defaults = ThrottleSettings::default();

@@ -94,6 +94,21 @@ fn limit_text(d: Duration) -> String {
 }
 
 impl QueryError {
+    /// A short, stable name of the failure, for audit records (the SQLSTATE for database errors).
+    pub fn code(&self) -> String {
+        match self {
+            QueryError::Busy => "busy".into(),
+            QueryError::TenantBusy { .. } => "tenant_busy".into(),
+            QueryError::Unavailable(_) => "unavailable".into(),
+            QueryError::Cancelled => "cancelled".into(),
+            QueryError::TimedOut { .. } => "timed_out".into(),
+            QueryError::Interrupted => "interrupted".into(),
+            QueryError::TooLarge { .. } => "too_large".into(),
+            QueryError::Database { sqlstate, .. } => format!("sqlstate_{sqlstate}"),
+            QueryError::Decode(_) => "decode".into(),
+        }
+    }
+
     /// A database error as the caller should read it. `timeout` is the statement timeout the call ran under.
     pub(crate) fn from_pg(e: tokio_postgres::Error, timeout: Duration) -> Self {
         let Some(db) = e.as_db_error() else {

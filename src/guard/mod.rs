@@ -81,6 +81,13 @@ impl ReadOnlySql {
         &self.sql
     }
 
+    /// pg_query's fingerprint (hex) of the statement, table names included: equal for queries that differ only
+    /// in their literals, for audit records. Computed on the guard's thread, like the parse.
+    pub fn fingerprint(&self) -> Option<String> {
+        let full = pg_query::FingerprintOptions::FULL_RELNAME;
+        on_guard_thread(|| Ok(pg_query::fingerprint(&self.sql, 0, full).ok().map(|f| f.hex))).ok().flatten()
+    }
+
     /// Whether the statement is an `EXPLAIN` (of a SELECT, without ANALYZE): its result is a plan, not data.
     pub fn is_explain(&self) -> bool {
         self.explain
@@ -128,6 +135,28 @@ pub enum GuardError {
 }
 
 impl GuardError {
+    /// A short, stable name of the refusal, for audit records and logs (never the SQL or its literals).
+    pub fn code(&self) -> &'static str {
+        match self {
+            GuardError::Empty => "empty",
+            GuardError::TooLong { .. } => "too_long",
+            GuardError::Syntax { .. } => "syntax",
+            GuardError::TooComplex => "too_complex",
+            GuardError::Unparseable { .. } => "unparseable",
+            GuardError::MultipleStatements { .. } => "multiple_statements",
+            GuardError::NotARead { .. } => "not_a_read",
+            GuardError::DataModifying { .. } => "data_modifying",
+            GuardError::Locking { .. } => "locking",
+            GuardError::SelectInto { .. } => "select_into",
+            GuardError::ExplainAnalyze => "explain_analyze",
+            GuardError::ForbiddenFunction { .. } => "forbidden_function",
+            GuardError::ForbiddenRelation { .. } => "forbidden_relation",
+            GuardError::ForbiddenSchema { .. } => "forbidden_schema",
+            GuardError::TableSample { .. } => "tablesample",
+            GuardError::Unsupported { .. } => "unsupported",
+        }
+    }
+
     /// Where in the SQL text the problem is: a 1-based character position, when known.
     pub fn position(&self) -> Option<usize> {
         match self {

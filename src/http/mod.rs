@@ -25,6 +25,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::db::migrate;
 use crate::mcp::server::{IdentitySource, ZavaServer};
@@ -56,6 +57,8 @@ pub struct HttpSettings {
     pub auth: Option<Arc<Authenticator>>,
     /// Per-caller limits on tool calls (`throttle`); `None`: unlimited.
     pub throttle: Option<Arc<Throttle>>,
+    /// Where each tool call's record goes (`audit`); `None`: no records.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 impl Default for HttpSettings {
@@ -71,6 +74,7 @@ impl Default for HttpSettings {
             max_header_bytes: 32 * 1024,
             auth: None,
             throttle: None,
+            audit: None,
         }
     }
 }
@@ -98,8 +102,9 @@ pub(crate) fn router(app: Arc<App>, settings: &HttpSettings, port: u16, shutdown
         Some(auth) => IdentitySource::Token(auth.tool_scopes.clone()),
         None => IdentitySource::Header,
     };
+    let audit = settings.audit.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(ZavaServer::new(mcp_app.clone(), identity.clone())),
+        move || Ok(ZavaServer::new(mcp_app.clone(), identity.clone()).with_audit(audit.clone())),
         Arc::new(NeverSessionManager::default()),
         config,
     );

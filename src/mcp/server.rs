@@ -6,26 +6,24 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CacheScope, CallToolResult, ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ResultType, ServerCapabilities, ServerConfig,
+    CacheScope, CallToolResult, Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Map;
-use tokio_util::sync::CancellationToken;
 
 use super::output;
+use super::record::CallNote;
 use super::text;
 use crate::app::App;
+use crate::audit::AuditLog;
 use crate::auth::Principal;
 use crate::auth::scopes::{PII_READ, Scope, ToolScopes};
-use crate::db::{introspect, query};
-use crate::embed::error::EmbedError;
-use crate::guard::ReadOnlySql;
 use crate::identity::{IDENTITY_HEADER, IdentityError};
-use crate::search::{self, SearchMode, SearchRequest, SearchStatement};
+use crate::search::SearchMode;
 use crate::tenant::{Access, PersonalData};
 use crate::throttle::{CallPermit, Caller, Throttle};
 
@@ -43,10 +41,12 @@ pub enum IdentitySource {
 
 #[derive(Clone)]
 pub struct ZavaServer {
-    app: Arc<App>,
-    identity: IdentitySource,
+    pub(super) app: Arc<App>,
+    pub(super) identity: IdentitySource,
     /// Limits checked by the handler itself: over stdio, where no HTTP layer stands in front.
     throttle: Option<Arc<Throttle>>,
+    /// Where each call's record goes (`--audit-log`).
+    pub(super) audit: Option<Arc<AuditLog>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -76,7 +76,7 @@ pub struct SearchArgs {
 
 impl ZavaServer {
     pub fn new(app: Arc<App>, identity: IdentitySource) -> Self {
-        Self { app, identity, throttle: None, tool_router: Self::tool_router() }
+        Self { app, identity, throttle: None, audit: None, tool_router: Self::tool_router() }
     }
 
     /// Checks `throttle` on every data tool call (stdio; over HTTP the limits are an HTTP layer, answered 429).
@@ -85,8 +85,14 @@ impl ZavaServer {
         self
     }
 
+    /// Records every data tool call in `audit`.
+    pub fn with_audit(mut self, audit: Option<Arc<AuditLog>>) -> Self {
+        self.audit = audit;
+        self
+    }
+
     /// The caller's place under its limits, or the tool error that refuses the call.
-    async fn admit(&self, access: &Access) -> Result<Option<CallPermit>, CallToolResult> {
+    pub(super) async fn admit(&self, access: &Access) -> Result<Option<CallPermit>, CallToolResult> {
         let Some(throttle) = &self.throttle else { return Ok(None) };
         match throttle.admit(&Caller::tenant(&access.tenant)).await {
             Ok(permit) => Ok(Some(permit)),
@@ -98,7 +104,7 @@ impl ZavaServer {
     /// refuses a repeated one; this does not rely on it). Header and stdio identities are unverified and hold every
     /// scope (loopback development, a person's own process), so they see personal data in clear; a token sees it
     /// only with `pii:read`.
-    fn access(&self, ctx: &RequestContext<RoleServer>) -> Result<Access, IdentityError> {
+    pub(super) fn access(&self, ctx: &RequestContext<RoleServer>) -> Result<Access, IdentityError> {
         match &self.identity {
             IdentitySource::Fixed(raw) => {
                 Ok(Access::new(self.app.directory.resolve(raw.as_deref())?, PersonalData::Clear))
@@ -122,13 +128,9 @@ impl ZavaServer {
 
 impl ZavaServer {
     /// The verified caller of an HTTP request with a bearer token.
-    fn principal<'a>(&self, ctx: &'a RequestContext<RoleServer>) -> Option<&'a Principal> {
+    pub(super) fn principal<'a>(&self, ctx: &'a RequestContext<RoleServer>) -> Option<&'a Principal> {
         ctx.extensions.get::<http::request::Parts>().and_then(|p| p.extensions.get::<Principal>())
     }
-}
-
-fn refusal(e: &IdentityError) -> CallToolResult {
-    output::error(e.to_string(), Map::new())
 }
 
 #[tool_router]
@@ -150,33 +152,11 @@ impl ZavaServer {
         Parameters(args): Parameters<SchemaArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let access = match self.access(&ctx) {
-            Ok(a) => a,
-            Err(e) => return Ok(refusal(&e)),
-        };
-        let _permit = match self.admit(&access).await {
-            Ok(p) => p,
-            Err(refused) => return Ok(refused),
-        };
-        let timeout = self.app.settings.limits.statement_timeout;
-        let pg = |e: tokio_postgres::Error| query::QueryError::from_pg(e, timeout);
-        let described = self.in_tenant_tx(&access, &ctx.ct, async |tx| {
-            let readable = introspect::readable_tables(tx).await.map_err(pg)?;
-            let tables = match introspect::resolve(&args.table_names, &readable) {
-                Ok(t) => t,
-                Err(e) => return Ok(Err(e.to_string())),
-            };
-            let mut text = String::new();
-            for table in &tables {
-                text.push_str(&self.app.schemas.get_or_describe(&access.cache_key(), tx, table).await.map_err(pg)?);
-            }
-            Ok(Ok(text))
-        });
-        Ok(match described.await {
-            Ok(Ok(text)) => CallToolResult::success(vec![ContentBlock::text(text)]),
-            Ok(Err(invalid)) => output::error(invalid, Map::new()),
-            Err(e) => output::query_error(&e),
-        })
+        let started = std::time::Instant::now();
+        let mut note = CallNote::default();
+        let result = self.get_multiple_table_schemas_call(args, &ctx, &mut note).await;
+        self.record("get_multiple_table_schemas", &ctx, started, note, &result).await;
+        Ok(result)
     }
 
     #[tool(
@@ -189,23 +169,11 @@ impl ZavaServer {
         Parameters(args): Parameters<SearchArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let access = match self.access(&ctx) {
-            Ok(a) => a,
-            Err(e) => return Ok(refusal(&e)),
-        };
-        let _permit = match self.admit(&access).await {
-            Ok(p) => p,
-            Err(refused) => return Ok(refused),
-        };
-        let request =
-            match SearchRequest::new(&args.query_description, args.max_rows, args.similarity_threshold, args.mode) {
-                Ok(r) => r,
-                Err(e) => return Ok(output::error(e.to_string(), Map::new())),
-            };
-        Ok(match self.search(&access, &request, &ctx.ct).await {
-            Ok(result) => result,
-            Err(e) => output::query_error(&e),
-        })
+        let started = std::time::Instant::now();
+        let mut note = CallNote::default();
+        let result = self.semantic_search_products_call(args, &ctx, &mut note).await;
+        self.record("semantic_search_products", &ctx, started, note, &result).await;
+        Ok(result)
     }
 
     #[tool(
@@ -218,75 +186,11 @@ impl ZavaServer {
         Parameters(args): Parameters<QueryArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let access = match self.access(&ctx) {
-            Ok(a) => a,
-            Err(e) => return Ok(refusal(&e)),
-        };
-        let _permit = match self.admit(&access).await {
-            Ok(p) => p,
-            Err(refused) => return Ok(refused),
-        };
-        let sql = match ReadOnlySql::parse(&args.postgresql_query, &self.app.functions) {
-            Ok(sql) => sql,
-            Err(e) => return Ok(output::guard_error(&e)),
-        };
         let started = std::time::Instant::now();
-        let result = query::run(&self.app.db, &self.app.sign(&access), &sql, self.app.settings.limits, &ctx.ct).await;
-        let who = self.app.directory.describe(&access.tenant);
-        Ok(match result {
-            Ok(out) => {
-                tracing::info!(tenant = %who, rows = out.rows.len(), ms = started.elapsed().as_millis() as u64, "query");
-                output::query_result(&out)
-            }
-            Err(e) => {
-                tracing::info!(tenant = %who, error = %e, "query failed");
-                output::query_error(&e)
-            }
-        })
-    }
-}
-
-impl ZavaServer {
-    async fn search(
-        &self,
-        access: &Access,
-        request: &SearchRequest,
-        cancel: &CancellationToken,
-    ) -> Result<CallToolResult, query::QueryError> {
-        let embedding = match request.mode {
-            SearchMode::Keyword => None,
-            _ => match self.app.embeddings.embed(&request.text).await {
-                Ok(v) => Some(v.as_ref().clone()),
-                Err(e) => {
-                    let cause = EmbedError::from_anyhow(&e);
-                    tracing::warn!(error = %cause, "query embedding failed");
-                    return Ok(output::semantic_search_unavailable(&cause));
-                }
-            },
-        };
-        let timeout = self.app.settings.limits.statement_timeout;
-        let hits = self
-            .app
-            .db
-            .in_tenant_tx(&self.app.sign(access), timeout, cancel, SearchStatement::prepare_cached, async |tx, s| {
-                search::search(tx, &s, request, embedding).await.map_err(|e| query::QueryError::from_pg(e, timeout))
-            })
-            .await?;
-        Ok(output::search_result(&hits, request.threshold_percent))
-    }
-
-    /// Runs `work` in the caller's read-only tenant transaction on a pooled connection (`db::call`).
-    async fn in_tenant_tx<T>(
-        &self,
-        access: &Access,
-        cancel: &CancellationToken,
-        work: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, query::QueryError>,
-    ) -> Result<T, query::QueryError> {
-        let timeout = self.app.settings.limits.statement_timeout;
-        self.app
-            .db
-            .in_tenant_tx(&self.app.sign(access), timeout, cancel, async |_| Ok(()), async |tx, ()| work(tx).await)
-            .await
+        let mut note = CallNote::default();
+        let result = self.execute_sales_query_call(args, &ctx, &mut note).await;
+        self.record("execute_sales_query", &ctx, started, note, &result).await;
+        Ok(result)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests against a real PostgreSQL cluster (see `harness`). One binary, so one build and one
 //! cluster serve every test.
 
+mod audit;
 mod auth;
 mod cancel_race;
 mod cli;

@@ -1,0 +1,181 @@
+//! What each data tool does once its wrapper in `server` has started the clock: resolve the caller, take its
+//! place under the limits, check and run, noting for the audit record what happened (`record::CallNote`).
+
+use rmcp::RoleServer;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::service::RequestContext;
+use serde_json::Map;
+use tokio_util::sync::CancellationToken;
+
+use super::output;
+use super::record::CallNote;
+use super::server::{QueryArgs, SchemaArgs, SearchArgs, ZavaServer};
+use crate::db::{introspect, query};
+use crate::embed::error::EmbedError;
+use crate::guard::ReadOnlySql;
+use crate::search::{self, SearchMode, SearchRequest, SearchStatement};
+use crate::tenant::Access;
+use crate::throttle::CallPermit;
+
+impl ZavaServer {
+    /// The caller's access and its place under the limits, or the result that refuses the call.
+    async fn enter(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        note: &mut CallNote,
+    ) -> Result<(Access, Option<CallPermit>), CallToolResult> {
+        let access = self.access(ctx).map_err(|e| {
+            note.refused("identity");
+            output::error(e.to_string(), Map::new())
+        })?;
+        note.access = Some(access.clone());
+        let permit = self.admit(&access).await.inspect_err(|_| note.refused("limit"))?;
+        Ok((access, permit))
+    }
+
+    pub(super) async fn get_multiple_table_schemas_call(
+        &self,
+        args: SchemaArgs,
+        ctx: &RequestContext<RoleServer>,
+        note: &mut CallNote,
+    ) -> CallToolResult {
+        let (access, _permit) = match self.enter(ctx, note).await {
+            Ok(entered) => entered,
+            Err(refused) => return refused,
+        };
+        let timeout = self.app.settings.limits.statement_timeout;
+        let pg = |e: tokio_postgres::Error| query::QueryError::from_pg(e, timeout);
+        let described = self.in_tenant_tx(&access, &ctx.ct, async |tx| {
+            let readable = introspect::readable_tables(tx).await.map_err(pg)?;
+            let tables = match introspect::resolve(&args.table_names, &readable) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            let mut text = String::new();
+            for table in &tables {
+                text.push_str(&self.app.schemas.get_or_describe(&access.cache_key(), tx, table).await.map_err(pg)?);
+            }
+            Ok(Ok(text))
+        });
+        match described.await {
+            Ok(Ok(text)) => CallToolResult::success(vec![ContentBlock::text(text)]),
+            Ok(Err(invalid)) => {
+                note.refused("arguments");
+                output::error(invalid, Map::new())
+            }
+            Err(e) => {
+                note.query_failed(&e);
+                output::query_error(&e)
+            }
+        }
+    }
+
+    pub(super) async fn semantic_search_products_call(
+        &self,
+        args: SearchArgs,
+        ctx: &RequestContext<RoleServer>,
+        note: &mut CallNote,
+    ) -> CallToolResult {
+        let (access, _permit) = match self.enter(ctx, note).await {
+            Ok(entered) => entered,
+            Err(refused) => return refused,
+        };
+        let request =
+            match SearchRequest::new(&args.query_description, args.max_rows, args.similarity_threshold, args.mode) {
+                Ok(r) => r,
+                Err(e) => {
+                    note.refused("arguments");
+                    return output::error(e.to_string(), Map::new());
+                }
+            };
+        match self.search(&access, &request, &ctx.ct, note).await {
+            Ok(result) => result,
+            Err(e) => {
+                note.query_failed(&e);
+                output::query_error(&e)
+            }
+        }
+    }
+
+    pub(super) async fn execute_sales_query_call(
+        &self,
+        args: QueryArgs,
+        ctx: &RequestContext<RoleServer>,
+        note: &mut CallNote,
+    ) -> CallToolResult {
+        let (access, _permit) = match self.enter(ctx, note).await {
+            Ok(entered) => entered,
+            Err(refused) => return refused,
+        };
+        let sql = match ReadOnlySql::parse(&args.postgresql_query, &self.app.functions) {
+            Ok(sql) => sql,
+            Err(e) => {
+                note.refused(&format!("guard:{}", e.code()));
+                return output::guard_error(&e);
+            }
+        };
+        if self.audit.is_some() {
+            note.fingerprint = sql.fingerprint();
+        }
+        let started = std::time::Instant::now();
+        let result = query::run(&self.app.db, &self.app.sign(&access), &sql, self.app.settings.limits, &ctx.ct).await;
+        let who = self.app.directory.describe(&access.tenant);
+        match result {
+            Ok(out) => {
+                tracing::info!(tenant = %who, rows = out.rows.len(), ms = started.elapsed().as_millis() as u64, "query");
+                note.rows = Some(out.rows.len());
+                output::query_result(&out)
+            }
+            Err(e) => {
+                tracing::info!(tenant = %who, error = %e, "query failed");
+                note.query_failed(&e);
+                output::query_error(&e)
+            }
+        }
+    }
+
+    async fn search(
+        &self,
+        access: &Access,
+        request: &SearchRequest,
+        cancel: &CancellationToken,
+        note: &mut CallNote,
+    ) -> Result<CallToolResult, query::QueryError> {
+        let embedding = match request.mode {
+            SearchMode::Keyword => None,
+            _ => match self.app.embeddings.embed(&request.text).await {
+                Ok(v) => Some(v.as_ref().clone()),
+                Err(e) => {
+                    let cause = EmbedError::from_anyhow(&e);
+                    tracing::warn!(error = %cause, "query embedding failed");
+                    note.failed("embedding");
+                    return Ok(output::semantic_search_unavailable(&cause));
+                }
+            },
+        };
+        let timeout = self.app.settings.limits.statement_timeout;
+        let hits = self
+            .app
+            .db
+            .in_tenant_tx(&self.app.sign(access), timeout, cancel, SearchStatement::prepare_cached, async |tx, s| {
+                search::search(tx, &s, request, embedding).await.map_err(|e| query::QueryError::from_pg(e, timeout))
+            })
+            .await?;
+        note.rows = Some(hits.len());
+        Ok(output::search_result(&hits, request.threshold_percent))
+    }
+
+    /// Runs `work` in the caller's read-only tenant transaction on a pooled connection (`db::call`).
+    async fn in_tenant_tx<T>(
+        &self,
+        access: &Access,
+        cancel: &CancellationToken,
+        work: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, query::QueryError>,
+    ) -> Result<T, query::QueryError> {
+        let timeout = self.app.settings.limits.statement_timeout;
+        self.app
+            .db
+            .in_tenant_tx(&self.app.sign(access), timeout, cancel, async |_| Ok(()), async |tx, ()| work(tx).await)
+            .await
+    }
+}
