@@ -98,6 +98,28 @@ impl Directory {
         })
     }
 
+    /// An identity as configuration files name one: `head-office`, or store names and manager UUIDs separated by
+    /// commas (`seattle, redmond`). An unknown entry is an error naming it.
+    pub fn tenant_named(&self, identity: &str) -> anyhow::Result<Tenant> {
+        let identity = identity.trim();
+        if identity.eq_ignore_ascii_case("head-office") {
+            return Ok(Tenant::HeadOffice);
+        }
+        let mut managers = Vec::new();
+        for part in identity.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match self.manager_of(part) {
+                Some(m) => managers.push(m),
+                None => anyhow::bail!(
+                    "`identity` names `{part}`, which is neither a store nor a store manager UUID (or head-office)"
+                ),
+            }
+        }
+        if managers.is_empty() {
+            anyhow::bail!("`identity` is empty: name head-office, a store or manager UUIDs");
+        }
+        Ok(Tenant::from_uuids(managers)?)
+    }
+
     /// A short description for logs: "head office" or the store names.
     pub fn describe(&self, tenant: &Tenant) -> String {
         match tenant {

@@ -97,7 +97,7 @@ impl ApiKeys {
             if argon2::password_hash::phc::PasswordHash::new(&e.hash).is_err() {
                 bail!("{}: `hash` is not an argon2 PHC string (make keys with `zava-mcp api-key`)", at());
             }
-            let tenant = tenant_of(&e.identity, directory).with_context(at)?;
+            let tenant = directory.tenant_named(&e.identity).with_context(at)?;
             let mut scopes = std::collections::BTreeSet::new();
             for s in &e.scopes {
                 scopes.insert(Scope::parse(s).map_err(anyhow::Error::msg).with_context(at)?);
@@ -152,27 +152,6 @@ impl ApiKeys {
 
 fn holder(e: &Entry) -> KeyHolder {
     KeyHolder { name: e.name.clone(), tenant: e.tenant.clone(), granted: e.granted.clone() }
-}
-
-/// `head-office`, store names or manager UUIDs (comma-separated) as a tenant of known stores.
-fn tenant_of(identity: &str, directory: &Directory) -> Result<Tenant> {
-    let identity = identity.trim();
-    if identity.eq_ignore_ascii_case("head-office") {
-        return Ok(Tenant::HeadOffice);
-    }
-    let mut managers = Vec::new();
-    for part in identity.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match directory.manager_of(part) {
-            Some(m) => managers.push(m),
-            None => {
-                bail!("`identity` names `{part}`, which is neither a store nor a store manager UUID (or head-office)")
-            }
-        }
-    }
-    if managers.is_empty() {
-        bail!("`identity` is empty: name head-office, a store or manager UUIDs");
-    }
-    Ok(Tenant::from_uuids(managers)?)
 }
 
 /// A new key and the argon2id hash to store: (`zava_<id>_<secret>`, id, PHC string).

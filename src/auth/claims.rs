@@ -40,6 +40,8 @@ pub enum ClaimsError {
     UnknownStore { claim: String, value: String },
     #[error("the token carries no `{0}` claim (a store manager UUID) and no role: it maps to no stores")]
     NoManager(String),
+    #[error("no rule of the identity map matches this token (its groups, roles, sub or email): ask an administrator")]
+    Unmapped,
     #[error("the token's `{claim}` claim: {source}")]
     Identity { claim: String, source: IdentityError },
 }

@@ -14,6 +14,7 @@ pub mod discovery;
 pub(crate) mod http;
 pub mod jwks;
 pub mod jwt;
+pub mod mapping;
 pub mod metadata;
 pub mod scopes;
 
@@ -84,6 +85,8 @@ pub struct Authenticator {
     /// Static keys (`--identity api-key`).
     api_keys: Option<api_key::ApiKeys>,
     names: ClaimNames,
+    /// Claims → stores decided by the deployment (`--identity-map`), before or instead of the direct claims.
+    map: Option<mapping::IdentityMap>,
     pub tool_scopes: ToolScopes,
     directory: Directory,
 }
@@ -156,12 +159,18 @@ impl Authenticator {
         audiences.extend(settings.extra_audiences.iter().cloned());
         let expect = Expectations { audiences, leeway: settings.leeway, require_at_jwt: settings.require_at_jwt };
         let verifier = Some(Verifier::new(trust, expect));
-        Ok(Self { resource, verifier, api_keys: None, names, tool_scopes, directory })
+        Ok(Self { resource, verifier, api_keys: None, names, map: None, tool_scopes, directory })
     }
 
     /// Accepts the static keys of `keys` too.
     pub fn with_api_keys(mut self, keys: api_key::ApiKeys) -> Self {
         self.api_keys = Some(keys);
+        self
+    }
+
+    /// Maps tokens' claims to stores through `map` (`auth::mapping`).
+    pub fn with_identity_map(mut self, map: mapping::IdentityMap) -> Self {
+        self.map = Some(map);
         self
     }
 
@@ -172,7 +181,15 @@ impl Authenticator {
         tool_scopes: ToolScopes,
         directory: Directory,
     ) -> Self {
-        Self { resource, verifier: None, api_keys: Some(keys), names: ClaimNames::default(), tool_scopes, directory }
+        Self {
+            resource,
+            verifier: None,
+            api_keys: Some(keys),
+            names: ClaimNames::default(),
+            map: None,
+            tool_scopes,
+            directory,
+        }
     }
 
     /// The issuer the protected resource metadata names (none in development).
@@ -220,7 +237,14 @@ impl Authenticator {
         }
         let verifier = self.verifier.as_ref().ok_or(AuthError::NotAccepted("JWTs (--identity jwt), only API keys"))?;
         let claims = verifier.verify(token).await?;
-        let tenant = claims::tenant(&claims, &self.names, &self.directory)?;
+        let tenant = match &self.map {
+            None => claims::tenant(&claims, &self.names, &self.directory)?,
+            Some(map) => match map.tenant(&claims) {
+                Some(t) => t,
+                None if map.direct_claims() => claims::tenant(&claims, &self.names, &self.directory)?,
+                None => return Err(AuthError::NoTenant(ClaimsError::Unmapped)),
+            },
+        };
         let subject = claims.get("sub").and_then(|s| s.as_str()).unwrap_or("(no sub)").to_owned();
         Ok(Principal { subject, tenant, granted: Granted::from_claims(&claims) })
     }

@@ -10,6 +10,7 @@ use clap::Args;
 
 use crate::auth::api_key::ApiKeys;
 use crate::auth::claims::ClaimNames;
+use crate::auth::mapping::IdentityMap;
 use crate::auth::metadata::ResourceUri;
 use crate::auth::scopes::ToolScopes;
 use crate::auth::{Authenticator, JwtSettings};
@@ -59,6 +60,11 @@ pub struct JwtArgs {
     /// and scopes, as `zava-mcp api-key` prints them.
     #[arg(long, env = "ZAVA_API_KEYS_FILE", value_name = "PATH")]
     pub api_keys_file: Option<std::path::PathBuf>,
+    /// An identity map (TOML `[[map]]` rules: claim, `equals` or `matches`, identity) deciding which stores a
+    /// token's holder sees from its groups, app roles, sub or email, for identity providers that cannot carry
+    /// store lists (Microsoft Entra ID). Tokens no rule matches get 403 unless the file sets direct_claims.
+    #[arg(long, env = "ZAVA_IDENTITY_MAP", value_name = "PATH")]
+    pub identity_map: Option<std::path::PathBuf>,
     /// The scope a tool needs, as TOOL=SCOPE, comma-separated or repeated. Defaults: execute_sales_query and
     /// get_multiple_table_schemas need sales:read, semantic_search_products needs products:read.
     #[arg(long, env = "ZAVA_TOOL_SCOPES", value_delimiter = ',', value_name = "TOOL=SCOPE")]
@@ -131,6 +137,10 @@ impl JwtArgs {
             let keys = keys.context("--identity api-key needs --api-keys-file")?;
             return Ok(Authenticator::api_keys_only(resource, keys, self.tool_scopes()?, directory));
         }
+        let map = match &self.identity_map {
+            Some(path) => Some(IdentityMap::load(path, &directory)?),
+            None => None,
+        };
         let client = crate::embed::remote::http_client(Duration::from_secs(10))?;
         let auth = Authenticator::start(
             &self.settings()?,
@@ -142,6 +152,13 @@ impl JwtArgs {
             client,
         )
         .await?;
+        let auth = match map {
+            Some(map) => {
+                tracing::info!(rules = map.len(), direct_claims = map.direct_claims(), "identity map loaded");
+                auth.with_identity_map(map)
+            }
+            None => auth,
+        };
         Ok(match keys {
             Some(keys) => auth.with_api_keys(keys),
             None => auth,

@@ -204,14 +204,36 @@ async def over_http(url: str, identity: str, expected: list[int]) -> Checks:
     return checks
 
 
-async def over_bearer(url: str, token: str, expected: list[int]) -> Checks:
+async def personal_data_check(session: ClientSession, checks: Checks, clear: bool) -> None:
+    """Customers' email and phone: in clear with pii:read, masked by the database otherwise, whatever the SQL."""
+
+    async def emails() -> str:
+        sql = "SELECT email, phone, length(email) AS n FROM retail.customers ORDER BY customer_id LIMIT 5"
+        result = await session.call_tool("execute_sales_query", {"postgresql_query": sql})
+        expect(result.isError is not True, f"isError: {result.content!r}")
+        rows = result.structuredContent["r"]
+        expect(len(rows) == 5, f"{len(rows)} rows")
+        for email, phone, n in rows:
+            masked = "***@" in email and phone.startswith("(***) ***-")
+            expect(masked != clear, f"{'clear' if clear else 'masked'} data expected, got {email!r} {phone!r}")
+            expect(n == len(email), f"length(email) is {n} for {email!r}: computed on what the caller sees")
+        return f"{rows[0][0]} {rows[0][1]}"
+
+    await checks.run(f"customers' email and phone are {'in clear' if clear else 'masked'}", emails)
+
+
+async def over_bearer(url: str, token: str, expected: list[int], pii: bool) -> Checks:
     """A server run with `--identity jwt`: the token in the Authorization header is the identity."""
     checks = Checks("python bearer")
 
     def session_with(headers: dict[str, str], body: Callable[[ClientSession], Awaitable[None]]) -> Awaitable[None]:
         return http_session(url, headers, body)
 
-    await session_with({"Authorization": f"Bearer {token}"}, lambda s: tenant_checks(s, checks, expected))
+    async def conversation(s: ClientSession) -> None:
+        await tenant_checks(s, checks, expected)
+        await personal_data_check(s, checks, pii)
+
+    await session_with({"Authorization": f"Bearer {token}"}, conversation)
 
     async def refused(headers: dict[str, str]) -> str:
         try:
@@ -251,6 +273,7 @@ def main() -> int:
     p.add_argument("target", nargs="+", help="http: the /mcp URL; stdio: the server command and its arguments (after --)")
     p.add_argument("--identity", help="store-manager UUID, or head office's all-zero UUID (http, stdio)")
     p.add_argument("--token", help="bearer: the access token to send")
+    p.add_argument("--expect-pii", choices=["clear", "masked"], default="masked", help="bearer: customers' email and phone")
     p.add_argument("--expect-stores", help="comma-separated store ids the identity sees (default: known identities')")
     a = p.parse_args()
     if a.transport == "bearer" and not (a.token and a.expect_stores):
@@ -271,7 +294,7 @@ def main() -> int:
             if a.transport == "http":
                 return await over_http(a.target[0], a.identity, expected)
             if a.transport == "bearer":
-                return await over_bearer(a.target[0], a.token, expected)
+                return await over_bearer(a.target[0], a.token, expected, a.expect_pii == "clear")
             return await over_stdio(a.target, a.identity, expected)
 
     try:

@@ -3,6 +3,7 @@
 //! spec and the issue name has a case; every accepted token is checked by what it can see.
 
 mod api_keys;
+mod identity_map;
 pub(crate) mod idp;
 
 use std::sync::Arc;

@@ -72,15 +72,17 @@ fn token(args: &[&str]) -> String {
 fn python_sdk_with_bearer_tokens_sees_exactly_the_tokens_stores() {
     let python = python();
     let jwt = jwt_server();
-    let cases: [(&str, &[&str], &str); 3] = [
-        ("Seattle", &["--rls-user-id", "seattle"], "1"),
-        ("a regional manager", &["--role", "regional-manager", "--rls-user-id", "seattle,redmond"], "1,6"),
-        ("head office", &["--role", "head-office"], "1,2,3,4,5,6,7,8"),
+    let cases: [(&str, &[&str], &str, &str); 4] = [
+        ("Seattle", &["--rls-user-id", "seattle"], "1", "masked"),
+        ("a regional manager", &["--role", "regional-manager", "--rls-user-id", "seattle,redmond"], "1,6", "masked"),
+        ("head office", &["--role", "head-office"], "1,2,3,4,5,6,7,8", "masked"),
+        ("head office with pii:read", &["--role", "head-office", "--scope", "pii:read"], "1,2,3,4,5,6,7,8", "clear"),
     ];
-    for (who, args, stores) in cases {
+    for (who, args, stores, pii) in cases {
         let t = token(args);
         let mut cmd = Command::new(&python);
         cmd.arg(script("python_client.py")).args(["bearer", &jwt.url, "--token", &t, "--expect-stores", stores]);
+        cmd.args(["--expect-pii", pii]);
         let listed = format!("orders per store -> [{}]", stores.replace(',', ", "));
         run(format!("python_client.py bearer as {who}"), cmd).assert_checks(&[
             "initialize (protocol",
@@ -91,6 +93,7 @@ fn python_sdk_with_bearer_tokens_sees_exactly_the_tokens_stores() {
             "without a token the server answers 401",
             "with a forged token the server answers 401",
             "x-rls-user-id is no substitute for a token",
+            &format!("customers' email and phone are {}", if pii == "clear" { "in clear" } else { "masked" }),
         ]);
     }
 }
