@@ -8,9 +8,9 @@ use super::*;
 const RESOURCE: &str = "http://127.0.0.1/mcp";
 
 /// `zava-mcp serve --identity jwt` on the shared data directory, interrupted when dropped.
-struct JwtServer {
+pub(super) struct JwtServer {
     child: Child,
-    url: String,
+    pub(super) url: String,
     _log: tempfile::NamedTempFile,
 }
 
@@ -35,10 +35,15 @@ fn zava_mcp(data_dir: &Path) -> Command {
 }
 
 fn jwt_server() -> JwtServer {
+    jwt_server_with(&["--http", "127.0.0.1:0", "--resource-uri", RESOURCE])
+}
+
+/// `serve --identity jwt` on the shared data directory with `args` (listener, resource URI, issuer…).
+pub(super) fn jwt_server_with(args: &[&str]) -> JwtServer {
     let s = server();
     let log = tempfile::Builder::new().prefix("zava-jwt-serve-").suffix(".log").tempfile().unwrap();
     let mut cmd = zava_mcp(&s.data_dir);
-    cmd.args(["serve", "--http", "127.0.0.1:0", "--identity", "jwt", "--resource-uri", RESOURCE]);
+    cmd.args(["serve", "--identity", "jwt"]).args(args);
     cmd.env("ZAVA_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log.reopen().unwrap());
     let child = cmd.spawn().unwrap();
     let mut server = JwtServer { child, url: String::new(), _log: log };

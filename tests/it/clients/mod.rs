@@ -355,4 +355,5 @@ fn run(what: impl Into<String>, mut cmd: Command) -> Ran {
 mod bearer;
 mod conformance;
 mod memory;
+mod oauth;
 mod sdks;
