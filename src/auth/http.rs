@@ -16,9 +16,10 @@ use serde_json::json;
 use super::metadata;
 use super::{AuthError, Authenticator, Principal};
 
-/// The tool a `tools/call` request names, put in the request's extensions by the HTTP hygiene layer.
+/// The tool a `tools/call` request names, and the request's JSON-RPC id (as text), put in the request's
+/// extensions by the HTTP hygiene layer.
 #[derive(Debug, Clone)]
-pub(crate) struct CalledTool(pub String);
+pub(crate) struct CalledTool(pub String, pub String);
 
 pub(crate) async fn require_token(State(auth): State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
     let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
@@ -26,7 +27,7 @@ pub(crate) async fn require_token(State(auth): State<Arc<Authenticator>>, mut re
         Ok(p) => p,
         Err(e) => return refusal(&auth, &e),
     };
-    if let Some(CalledTool(tool)) = req.extensions().get::<CalledTool>()
+    if let Some(CalledTool(tool, _)) = req.extensions().get::<CalledTool>()
         && let Some(needed) = auth.tool_scopes.required(tool)
         && !principal.granted.allows(needed)
     {

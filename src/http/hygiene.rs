@@ -167,8 +167,8 @@ pub(crate) async fn guard_mcp(State(policy): State<std::sync::Arc<Policy>>, req:
         if let Err(refusal) = check_jsonrpc(&bytes) {
             return refusal.into_response();
         }
-        if let Some(tool) = called_tool(&bytes) {
-            parts.extensions.insert(CalledTool(tool));
+        if let Some((tool, id)) = called_tool(&bytes) {
+            parts.extensions.insert(CalledTool(tool, id));
         }
     }
     parts.headers.remove(header::TRANSFER_ENCODING);
@@ -286,7 +286,8 @@ fn check_jsonrpc(body: &[u8]) -> Result<(), Refusal> {
 }
 
 /// The tool a `tools/call` request names (the scope check needs it before rmcp runs).
-fn called_tool(body: &[u8]) -> Option<String> {
+/// The tool name and JSON-RPC id of a `tools/call`.
+fn called_tool(body: &[u8]) -> Option<(String, String)> {
     #[derive(serde::Deserialize)]
     struct Params {
         name: Option<String>,
@@ -294,10 +295,16 @@ fn called_tool(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Peek {
         method: Option<String>,
+        id: Option<serde_json::Value>,
         params: Option<Params>,
     }
     let peek: Peek = serde_json::from_slice(body).ok()?;
-    (peek.method.as_deref() == Some("tools/call")).then_some(peek.params?.name?)
+    let id = match peek.id {
+        Some(serde_json::Value::String(s)) => s,
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    (peek.method.as_deref() == Some("tools/call")).then_some((peek.params?.name?, id))
 }
 
 #[cfg(test)]

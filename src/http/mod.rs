@@ -112,7 +112,12 @@ pub(crate) fn router(app: Arc<App>, settings: &HttpSettings, port: u16, shutdown
     // the caller's limits.
     let mut mcp = Router::new().nest_service("/mcp", mcp);
     if let Some(throttle) = &settings.throttle {
-        mcp = mcp.layer(axum::middleware::from_fn_with_state(throttle.clone(), crate::throttle::http::limit_calls));
+        let limits = crate::throttle::http::Limits {
+            throttle: throttle.clone(),
+            audit: settings.audit.clone(),
+            directory: app.directory.clone(),
+        };
+        mcp = mcp.layer(axum::middleware::from_fn_with_state(limits, crate::throttle::http::limit_calls));
     }
     let mcp = match &settings.auth {
         Some(auth) => mcp.layer(axum::middleware::from_fn_with_state(auth.clone(), crate::auth::http::require_token)),

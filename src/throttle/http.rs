@@ -14,22 +14,35 @@ use axum::response::{IntoResponse, Json, Response};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use super::{Caller, Throttle};
+use super::{Caller, Refusal, Throttle};
+use crate::audit::{AuditLog, AuditRecord, Outcome};
 use crate::auth::Principal;
 use crate::auth::http::CalledTool;
-use crate::identity::IDENTITY_HEADER;
+use crate::identity::{Directory, IDENTITY_HEADER};
 
-pub(crate) async fn limit_calls(State(throttle): State<Arc<Throttle>>, req: Request, next: Next) -> Response {
-    if req.extensions().get::<CalledTool>().is_none() {
+/// What the layer needs: the limits, and where a refused call is recorded.
+#[derive(Clone)]
+pub(crate) struct Limits {
+    pub throttle: Arc<Throttle>,
+    pub audit: Option<Arc<AuditLog>>,
+    pub directory: Directory,
+}
+
+pub(crate) async fn limit_calls(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+    let Some(CalledTool(tool, id)) = req.extensions().get::<CalledTool>().cloned() else {
         return next.run(req).await;
-    }
+    };
+    let started = std::time::Instant::now();
     let caller = match req.extensions().get::<Principal>() {
         Some(p) => Caller::principal(p),
         None => header_caller(&req),
     };
-    let permit = match throttle.admit(&caller).await {
+    let permit = match limits.throttle.admit(&caller).await {
         Ok(p) => p,
         Err(refusal) => {
+            if let Some(audit) = &limits.audit {
+                audit.record(&refusal_record(&limits, audit, &req, &tool, id, started, &refusal)).await;
+            }
             let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": refusal.to_string()}});
             let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refusal.retry_after_secs()));
@@ -44,6 +57,41 @@ pub(crate) async fn limit_calls(State(throttle): State<Arc<Throttle>>, req: Requ
         chunk
     });
     Response::from_parts(parts, Body::from_stream(body))
+}
+
+/// The audit record of a call refused here, before it reached the tool.
+fn refusal_record(
+    limits: &Limits,
+    audit: &AuditLog,
+    req: &Request,
+    tool: &str,
+    id: String,
+    started: std::time::Instant,
+    refusal: &Refusal,
+) -> AuditRecord {
+    let principal = req.extensions().get::<Principal>();
+    let who = match principal {
+        Some(p) => audit.principal(&p.subject),
+        None => format!("header:{}", header_values(req)),
+    };
+    let mut record = AuditRecord::new(tool, id, who, started.elapsed());
+    if let Some(p) = principal {
+        record.stores = limits.directory.describe(&p.tenant);
+    }
+    record.outcome = Outcome::Refused;
+    record.reason = Some(match refusal {
+        Refusal::Rate { .. } => "limit:rate".into(),
+        Refusal::Concurrency { .. } => "limit:concurrency".into(),
+    });
+    record.client =
+        req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(200).collect());
+    record
+}
+
+fn header_values(req: &Request) -> String {
+    let values: Vec<&str> =
+        req.headers().get_all(IDENTITY_HEADER).iter().map(|v| v.to_str().unwrap_or("<not text>")).collect();
+    values.join(",").chars().take(256).collect()
 }
 
 fn header_caller(req: &Request) -> Caller {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use zava_mcp::app::{App, AppSettings};
+use zava_mcp::audit::{AuditLog, AuditSettings, FileSettings};
 use zava_mcp::data::stores::STORES;
 use zava_mcp::http::HttpSettings;
 use zava_mcp::throttle::rate::RateLimit;
@@ -39,8 +40,16 @@ fn limits(rate: Option<&str>, concurrent: u32, redis_url: Option<String>) -> Thr
 }
 
 async fn replica(app: &Arc<App>, settings: ThrottleSettings) -> Replica {
+    replica_with_audit(app, settings, None).await
+}
+
+async fn replica_with_audit(app: &Arc<App>, settings: ThrottleSettings, audit: Option<&std::path::Path>) -> Replica {
     let throttle = Throttle::start(settings).await.unwrap();
-    let http = HttpSettings { throttle: Some(throttle), ..crate::harness::http_settings(vec![]) };
+    let audit = audit.map(|path| {
+        let file = FileSettings { path: path.to_owned(), max_bytes: 1 << 20, keep: 1 };
+        AuditLog::open(AuditSettings { file, hash_subjects: false }).unwrap()
+    });
+    let http = HttpSettings { throttle: Some(throttle), audit, ..crate::harness::http_settings(vec![]) };
     let (addr, shutdown) = crate::harness::serve_http_with(app.clone(), http).await;
     Replica { url: format!("http://{addr}/mcp"), shutdown }
 }
@@ -71,7 +80,9 @@ async fn app(db: &TestDb) -> Arc<App> {
 async fn a_flooding_caller_gets_429_while_the_others_are_served() {
     let db = TestDb::new().await;
     let app = app(&db).await;
-    let server = replica(&app, limits(Some("5/min"), 8, None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let server = replica_with_audit(&app, limits(Some("5/min"), 8, None), Some(&audit)).await;
     for _ in 0..5 {
         assert_eq!(call(&server, 0, "SELECT 1").await.0, 200);
     }
@@ -84,6 +95,22 @@ async fn a_flooding_caller_gets_429_while_the_others_are_served() {
     let (status, _, body) = call(&server, 5, "SELECT count(*) FROM retail.orders").await;
     assert_eq!(status, 200, "{body}");
     assert!(body["result"]["structuredContent"]["r"][0][0].as_i64().unwrap() > 0);
+    // The refused call is in the audit log too, with the others.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let records: Vec<Value> = loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if records.len() >= 7 || std::time::Instant::now() > deadline {
+            break records;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(records.len(), 7, "{records:#?}");
+    let refused: Vec<&Value> = records.iter().filter(|r| r["outcome"] == json!("refused")).collect();
+    assert_eq!(refused.len(), 1, "{records:#?}");
+    assert_eq!(refused[0]["reason"], json!("limit:rate"));
+    assert_eq!(refused[0]["principal"], json!(format!("header:{}", STORES[0].manager)));
+    assert_eq!(refused[0]["tool"], json!("execute_sales_query"));
 }
 
 #[tokio::test]
