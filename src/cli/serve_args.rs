@@ -38,7 +38,7 @@ pub struct ServerArgs {
     /// Tool calls one caller may run at the same time, per role as for --rate-limit (e.g. `8,head_office=16`).
     #[arg(long, env = "ZAVA_MAX_CONCURRENT", value_delimiter = ',', value_name = "[ROLE=]N", default_value = "8")]
     pub max_concurrent: Vec<String>,
-    /// Redis to share the limits' counts between replicas (`redis://host:6379/0`; `rediss://` for TLS). Without
+    /// Redis to share the limits' counts between replicas (`redis://[:password@]host:6379/0`). Without
     /// it each process counts for itself.
     #[arg(long, env = "ZAVA_REDIS_URL", value_name = "URL", hide_env_values = true)]
     pub redis_url: Option<String>,

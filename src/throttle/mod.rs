@@ -93,7 +93,7 @@ impl<T: Copy> PerRole<T> {
 }
 
 /// The limits, parsed once from flags and environment.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ThrottleSettings {
     /// `None`: no rate limit for that role.
     pub rate: PerRole<Option<RateLimit>>,
@@ -103,6 +103,17 @@ pub struct ThrottleSettings {
     /// The longest one call can take (its statement timeout and then some): how long a dead replica's count of
     /// running calls lingers in Redis.
     pub longest_call: Duration,
+}
+
+impl fmt::Debug for ThrottleSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThrottleSettings")
+            .field("rate", &self.rate)
+            .field("concurrent", &self.concurrent)
+            .field("redis", &self.redis_url.as_ref().map(|_| "(set)"))
+            .field("longest_call", &self.longest_call)
+            .finish()
+    }
 }
 
 impl Default for ThrottleSettings {
