@@ -69,12 +69,8 @@ fn serve(dir: &std::path::Path, db: &TestDb, keys: &std::path::Path, audit: &std
 async fn call(url: &str, authorization: Option<&str>, id: u64, sql: &str) -> (u16, Value) {
     let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
         "params": {"name": "execute_sales_query", "arguments": {"postgresql_query": sql}}});
-    let mut req = crate::harness::http_client()
-        .post(url)
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-11-25")
-        .header("User-Agent", "audit-test/1.0")
-        .json(&body);
+    let mut req =
+        crate::harness::mcp_post(&crate::harness::http_client(), url, &body).header("User-Agent", "audit-test/1.0");
     if let Some(a) = authorization {
         req = req.header("Authorization", a);
     }

@@ -91,12 +91,7 @@ impl Server {
     }
 
     async fn post(&self, authorization: Option<&str>, body: &Value) -> Reply {
-        let mut req = self
-            .http
-            .post(format!("{}/mcp", self.url))
-            .header("Accept", "application/json, text/event-stream")
-            .header("MCP-Protocol-Version", "2025-11-25")
-            .json(body);
+        let mut req = crate::harness::mcp_post(&self.http, &format!("{}/mcp", self.url), body);
         if let Some(a) = authorization {
             req = req.header("Authorization", a);
         }

@@ -157,13 +157,8 @@ impl Server {
     async fn call(&self, identity: &str, sql: &str) -> Value {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "execute_sales_query", "arguments": {"postgresql_query": sql}}});
-        let resp = self
-            .http
-            .post(format!("{}/mcp", self.url))
-            .header("Accept", "application/json, text/event-stream")
-            .header("MCP-Protocol-Version", "2025-11-25")
+        let resp = crate::harness::mcp_post(&self.http, &format!("{}/mcp", self.url), &body)
             .header("x-rls-user-id", identity)
-            .json(&body)
             .send()
             .await
             .unwrap_or_else(|e| panic!("`{sql}`: the server did not answer: {e}"));

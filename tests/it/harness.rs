@@ -91,6 +91,15 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// A Streamable HTTP POST of one JSON-RPC message to `url` (the `/mcp` endpoint), with the headers every
+/// request needs (`Accept` both ways, `MCP-Protocol-Version` 2025-11-25); callers add identity headers.
+pub fn mcp_post(http: &reqwest::Client, url: &str, body: &serde_json::Value) -> reqwest::RequestBuilder {
+    http.post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .json(body)
+}
+
 /// The HTTP settings of a server under test: a free loopback port, Host `localhost` or `127.0.0.1` (with no
 /// port or the server's own), the default origins (loopback on that port), a 64 KiB body limit.
 pub fn http_settings(cors_origins: Vec<String>) -> zava_mcp::http::HttpSettings {

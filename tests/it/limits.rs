@@ -58,12 +58,8 @@ async fn replica_with_audit(app: &Arc<App>, settings: ThrottleSettings, audit: O
 async fn call(replica: &Replica, store: usize, sql: &str) -> (u16, Option<u64>, Value) {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "execute_sales_query", "arguments": {"postgresql_query": sql}}});
-    let resp = crate::harness::http_client()
-        .post(&replica.url)
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-11-25")
+    let resp = crate::harness::mcp_post(&crate::harness::http_client(), &replica.url, &body)
         .header("x-rls-user-id", STORES[store].manager.to_string())
-        .json(&body)
         .send()
         .await
         .unwrap();

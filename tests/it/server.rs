@@ -41,12 +41,7 @@ impl TestApp {
     }
 
     fn post(&self, identity: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
-        let mut req = self
-            .http
-            .post(format!("{}/mcp", self.url))
-            .header("Accept", "application/json, text/event-stream")
-            .header("MCP-Protocol-Version", "2025-11-25")
-            .json(body);
+        let mut req = crate::harness::mcp_post(&self.http, &format!("{}/mcp", self.url), body);
         if let Some(id) = identity {
             req = req.header("x-rls-user-id", id);
         }

@@ -92,12 +92,8 @@ async fn depart(addr: SocketAddr, identity: &str, body: &Value, delay: Duration)
 }
 
 async fn call(http: &reqwest::Client, addr: SocketAddr, identity: &str, body: &Value) -> Value {
-    let resp = http
-        .post(format!("http://{addr}/mcp"))
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-11-25")
+    let resp = crate::harness::mcp_post(http, &format!("http://{addr}/mcp"), body)
         .header("x-rls-user-id", identity)
-        .json(body)
         .send()
         .await;
     match resp {
