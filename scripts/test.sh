@@ -8,11 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh mcp_clients redis
+# Each stage says how long it took, so a slow CI run shows where the time went.
+stage() {
+    local name=$1 start=$SECONDS
+    shift
+    echo "== $name" >&2
+    "$@"
+    echo "== $name: $((SECONDS - start)) s" >&2
+}
 
-echo "== cargo fmt --check" >&2
-cargo fmt --all -- --check
-echo "== cargo clippy" >&2
-cargo clippy --locked --all-targets -- -D warnings
-echo "== cargo test" >&2
-cargo test --locked
+stage "setup" scripts/setup.sh mcp_clients redis
+stage "cargo fmt --check" cargo fmt --all -- --check
+stage "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
+stage "cargo test" cargo test --locked

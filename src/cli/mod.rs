@@ -40,7 +40,7 @@ use crate::tenant::{Access, PersonalData, Tenant};
 #[derive(Debug, Parser)]
 #[command(
     name = "zava-mcp",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ZAVA_GIT_REVISION"), ", built ", env!("ZAVA_BUILD_DATE"), ")"),
     about = "A multi-tenant, read-only MCP server for the Zava DIY retail database",
     long_about = "zava-mcp lets AI assistants analyse the Zava DIY retail database safely: every store manager \
 sees only their store's orders, line items, inventory and customers; head office sees everything.\n\n\
