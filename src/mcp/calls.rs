@@ -17,6 +17,12 @@ use crate::search::{self, SearchMode, SearchRequest, SearchStatement};
 use crate::tenant::Access;
 use crate::throttle::CallPermit;
 
+/// A failed query's result, noted for the audit record.
+fn failed(note: &mut CallNote, e: &query::QueryError) -> CallToolResult {
+    note.query_failed(e);
+    output::query_error(e)
+}
+
 impl ZavaServer {
     /// The caller's access and its place under the limits, or the result that refuses the call.
     async fn enter(
@@ -63,10 +69,7 @@ impl ZavaServer {
                 note.refused("arguments");
                 output::error(invalid, Map::new())
             }
-            Err(e) => {
-                note.query_failed(&e);
-                output::query_error(&e)
-            }
+            Err(e) => failed(note, &e),
         }
     }
 
@@ -90,10 +93,7 @@ impl ZavaServer {
             };
         match self.search(&access, &request, &ctx.ct, note).await {
             Ok(result) => result,
-            Err(e) => {
-                note.query_failed(&e);
-                output::query_error(&e)
-            }
+            Err(e) => failed(note, &e),
         }
     }
 
@@ -128,8 +128,7 @@ impl ZavaServer {
             }
             Err(e) => {
                 tracing::info!(tenant = %who, error = %e, "query failed");
-                note.query_failed(&e);
-                output::query_error(&e)
+                failed(note, &e)
             }
         }
     }
