@@ -234,6 +234,20 @@ ensure_redis() {
     if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
 }
 
+ensure_prometheus() {
+    if command -v prometheus >/dev/null 2>&1; then
+        return 0
+    fi
+    say "installing prometheus (first run only)..."
+    apt_install prometheus
+    # The package starts a system instance on 9090 (and node exporters); the tests start their own.
+    local unit
+    for unit in prometheus prometheus-node-exporter; do
+        if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$unit" >/dev/null 2>&1 || true; fi
+        if command -v service >/dev/null 2>&1; then service "$unit" stop >/dev/null 2>&1 || true; fi
+    done
+}
+
 # pgvector for PostgreSQL 15, built from Debian trixie's source package.
 ensure_pgvector() {
     if [[ -f ${PG_EXT_DIR}/vector.control && -f ${PG_LIB_DIR}/vector.so ]]; then

@@ -17,7 +17,7 @@ stage() {
     echo "== $name: $((SECONDS - start)) s" >&2
 }
 
-stage "setup" scripts/setup.sh mcp_clients redis
+stage "setup" scripts/setup.sh mcp_clients redis prometheus
 stage "cargo fmt --check" cargo fmt --all -- --check
 stage "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
 stage "cargo test" cargo test --locked

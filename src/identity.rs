@@ -19,6 +19,16 @@ pub struct Directory {
     managers: HashMap<Uuid, String>,
 }
 
+/// A tenant's name in metrics ([`Directory::label`]): one of a bounded set, never a subject or a UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantLabel(String);
+
+impl TenantLabel {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
     #[error(
@@ -120,6 +130,26 @@ impl Directory {
         Ok(Tenant::from_uuids(managers)?)
     }
 
+    /// The tenant as metrics label it: `head_office`, one store's short name (`seattle`, `online`), or
+    /// `several_stores` for a regional manager. The values are bounded by the stores of the chain, whoever calls.
+    pub fn label(&self, tenant: &Tenant) -> TenantLabel {
+        let name = match tenant {
+            Tenant::HeadOffice => "head_office".to_owned(),
+            Tenant::Managers(ids) if ids.len() == 1 => {
+                match ids.first().and_then(|one| self.managers.get(&one.as_uuid())) {
+                    Some(name) => {
+                        let name = name.to_lowercase();
+                        let short = name.strip_prefix("zava retail ").unwrap_or(&name);
+                        short.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+                    }
+                    None => "unknown".to_owned(),
+                }
+            }
+            Tenant::Managers(_) => "several_stores".to_owned(),
+        };
+        TenantLabel(name)
+    }
+
     /// A short description for logs: "head office" or the store names.
     pub fn describe(&self, tenant: &Tenant) -> String {
         match tenant {
@@ -148,6 +178,21 @@ mod tests {
         assert_eq!(d.resolve(Some("00000000-0000-0000-0000-000000000000")), Ok(Tenant::HeadOffice));
         let t = d.resolve(Some(" e7f8a9b0-c1d2-3e4f-5678-90abcdef1234 ")).unwrap();
         assert_eq!(d.describe(&t), "Zava Retail Redmond");
+    }
+
+    #[test]
+    fn metric_labels_are_the_stores_short_names_and_bounded() {
+        let d = directory();
+        let mut labels: Vec<String> =
+            STORES.iter().map(|s| d.label(&Tenant::from_uuids([s.manager]).unwrap()).as_str().to_owned()).collect();
+        labels.sort();
+        let want = ["bellevue", "everett", "kirkland", "online", "redmond", "seattle", "spokane", "tacoma"];
+        assert_eq!(labels, want);
+        assert_eq!(d.label(&Tenant::HeadOffice).as_str(), "head_office");
+        let two = Tenant::from_uuids([STORES[0].manager, STORES[1].manager]).unwrap();
+        assert_eq!(d.label(&two).as_str(), "several_stores");
+        let stranger = Tenant::from_uuids([uuid::Uuid::from_u128(7)]).unwrap();
+        assert_eq!(d.label(&stranger).as_str(), "unknown");
     }
 
     #[test]

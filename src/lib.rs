@@ -16,5 +16,6 @@ pub mod identity;
 pub mod mcp;
 pub mod provision;
 pub mod search;
+pub mod telemetry;
 pub mod tenant;
 pub mod throttle;

@@ -32,6 +32,7 @@ pub(crate) async fn require_token(State(auth): State<Arc<Authenticator>>, mut re
         && !principal.granted.allows(needed)
     {
         tracing::warn!(subject = %principal.subject, tool, scope = %needed, "refused a call: the token lacks its scope");
+        crate::telemetry::series::auth_failure("insufficient_scope");
         let message = format!("Forbidden: `{tool}` needs the {needed} scope, which this token does not carry");
         let challenge = metadata::insufficient_scope(&auth.resource, needed);
         return respond(StatusCode::FORBIDDEN, Some(challenge), &message);
@@ -43,6 +44,7 @@ pub(crate) async fn require_token(State(auth): State<Arc<Authenticator>>, mut re
 fn refusal(auth: &Authenticator, e: &AuthError) -> Response {
     let reason = e.to_string();
     tracing::warn!(reason, "refused a request: authentication failed");
+    crate::telemetry::series::auth_failure(e.code());
     match e {
         AuthError::Missing => {
             respond(StatusCode::UNAUTHORIZED, Some(metadata::unauthorized(&auth.resource, None)), &reason)

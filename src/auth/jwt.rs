@@ -67,6 +67,27 @@ pub enum TokenError {
     MissingClaim(String),
 }
 
+impl TokenError {
+    /// A short stable name for metrics (`zava_auth_failures_total{reason}`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Malformed(_) => "malformed",
+            TokenError::Unsigned => "unsigned",
+            TokenError::Algorithm(_) => "algorithm",
+            TokenError::Critical(_) => "critical_header",
+            TokenError::NotAnAccessToken(_) => "not_an_access_token",
+            TokenError::Key(super::jwks::KeyError::Unavailable(_)) => "keys_unavailable",
+            TokenError::Key(_) => "unknown_key",
+            TokenError::Signature => "signature",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not_yet_valid",
+            TokenError::Audience(_) => "audience",
+            TokenError::Issuer(_) => "issuer",
+            TokenError::MissingClaim(_) => "missing_claim",
+        }
+    }
+}
+
 pub struct Verifier {
     trust: Trust,
     expect: Expectations,

@@ -114,6 +114,21 @@ pub enum AuthError {
     NotAccepted(&'static str),
 }
 
+impl AuthError {
+    /// A short stable name for metrics (`zava_auth_failures_total{reason}`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::NotBearer => "not_bearer",
+            AuthError::Token(e) => e.code(),
+            AuthError::NoTenant(_) => "no_tenant",
+            AuthError::ApiKey(api_key::KeyError::Malformed) => "api_key_malformed",
+            AuthError::ApiKey(api_key::KeyError::Invalid) => "api_key_invalid",
+            AuthError::NotAccepted(_) => "not_accepted",
+        }
+    }
+}
+
 impl Authenticator {
     /// Builds the verifier: with an issuer, its keys (discovered if need be, fetched once now); without, the
     /// development key from `data_dir`.

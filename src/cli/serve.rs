@@ -9,6 +9,7 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
         allowed_hosts: args.allowed_hosts.clone(),
         allowed_origins: args.allowed_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
         max_body_bytes: args.max_body_bytes as usize,
+        metrics: args.metrics,
         cors_origins: args.cors_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
         ..HttpSettings::default()
     };

@@ -147,6 +147,11 @@ pub struct ServeArgs {
     /// is also accepted as an origin.
     #[arg(long, env = "ZAVA_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Where to serve Prometheus metrics: `same` (at /metrics on the MCP listener), an address of its own such as
+    /// 127.0.0.1:9464 (with /health/live and /health/ready beside it, and /metrics then off the MCP listener:
+    /// use this when the MCP port is public), or `off`.
+    #[arg(long, env = "ZAVA_METRICS", default_value = "same", value_name = "same|ADDR|off")]
+    pub metrics: crate::http::MetricsListener,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "ZAVA_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u32).range(1024..=67_108_864))]
     pub max_body_bytes: u32,

@@ -72,11 +72,13 @@ impl Connections {
             _ = cancel.cancelled() => return Err(QueryError::Cancelled),
             s = self.slots.acquire(ctx.tenant_scope()) => s.ok_or(QueryError::TenantBusy { share: self.share.per_tenant })?,
         };
+        let waiting = std::time::Instant::now();
         let client = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(QueryError::Cancelled),
             c = self.pool.get() => c?,
         };
+        crate::telemetry::series::pool_wait(waiting.elapsed());
         let mut call = InFlight { client: Some(client), cancel_to: self.cancel_to.clone() };
         let finished = {
             let work = async {

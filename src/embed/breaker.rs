@@ -41,6 +41,24 @@ enum State {
     },
 }
 
+/// The breaker's state for operators (the values of `zava_embedding_circuit_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Circuit {
+    Closed = 0,
+    HalfOpen = 1,
+    Open = 2,
+}
+
+impl Circuit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Circuit::Closed => "closed",
+            Circuit::HalfOpen => "half_open",
+            Circuit::Open => "open",
+        }
+    }
+}
+
 /// Why a call was refused without being tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
@@ -87,6 +105,15 @@ impl Breaker {
             }
             State::Open { until, failures } => Err(Refusal { failures, retry_in: until - now }),
             State::HalfOpen { failures } => Err(Refusal { failures, retry_in: Duration::ZERO }),
+        }
+    }
+
+    /// The state as `/metrics` exports it: after its cool-down an open breaker lets the next call probe.
+    pub fn circuit(&self, now: Instant) -> Circuit {
+        match *self.state() {
+            State::Closed { .. } => Circuit::Closed,
+            State::Open { until, .. } if now < until => Circuit::Open,
+            State::Open { .. } | State::HalfOpen { .. } => Circuit::HalfOpen,
         }
     }
 

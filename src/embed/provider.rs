@@ -78,6 +78,22 @@ impl Embedder {
         }
     }
 
+    /// The remote provider's circuit breaker state; `None` for the local model, which has none.
+    pub fn circuit_state(&self) -> Option<super::breaker::Circuit> {
+        match self {
+            Embedder::Local(_) => None,
+            Embedder::Remote(r) => Some(r.circuit()),
+        }
+    }
+
+    /// `local` or `remote`, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Embedder::Local(_) => "local",
+            Embedder::Remote(_) => "remote",
+        }
+    }
+
     /// The in-process model, when that is the provider (`zava-mcp embed-server` serves it).
     pub fn local_model(&self) -> Option<&Arc<LocalModel>> {
         match self {
@@ -126,7 +142,12 @@ impl QueryEmbedder {
         let batcher = Batcher::spawn(
             move |texts| {
                 let model = model.clone();
-                async move { model.try_embed(texts).await }
+                async move {
+                    let started = std::time::Instant::now();
+                    let result = model.try_embed(texts).await;
+                    crate::telemetry::series::embedding(model.kind(), result.is_ok(), started.elapsed());
+                    result
+                }
             },
             in_flight,
         );
@@ -141,11 +162,18 @@ impl QueryEmbedder {
     /// text share one computation.
     pub async fn embed(&self, text: &str) -> Result<Arc<Vec<f32>>> {
         let key = (self.embedder.model_id().to_owned(), text.to_owned());
-        self.cache.try_get_with(key, async { self.batcher.embed(text.to_owned()).await.map(Arc::new) }).await.map_err(
-            |e| match e.as_ref() {
-                BatchError::Embed(inner) => anyhow::Error::new(inner.clone()),
-                other => anyhow::anyhow!("{other}"),
-            },
-        )
+        let computed = std::sync::atomic::AtomicBool::new(false);
+        let found = self
+            .cache
+            .try_get_with(key, async {
+                computed.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.batcher.embed(text.to_owned()).await.map(Arc::new)
+            })
+            .await;
+        crate::telemetry::series::cache_lookup("query_embedding", !computed.into_inner());
+        found.map_err(|e| match e.as_ref() {
+            BatchError::Embed(inner) => anyhow::Error::new(inner.clone()),
+            other => anyhow::anyhow!("{other}"),
+        })
     }
 }

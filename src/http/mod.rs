@@ -8,6 +8,7 @@
 mod authority;
 mod hygiene;
 mod listen;
+mod ops;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,22 +16,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
-use axum::routing::get;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::audit::AuditLog;
 use crate::auth::Authenticator;
-use crate::db::migrate;
 use crate::mcp::server::{IdentitySource, ZavaServer};
 use crate::throttle::Throttle;
 use authority::{AllowedHosts, AllowedOrigins};
+pub use ops::MetricsListener;
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -59,6 +55,8 @@ pub struct HttpSettings {
     pub throttle: Option<Arc<Throttle>>,
     /// Where each tool call's record goes (`audit`); `None`: no records.
     pub audit: Option<Arc<AuditLog>>,
+    /// Where `/metrics` is served.
+    pub metrics: MetricsListener,
 }
 
 impl Default for HttpSettings {
@@ -75,6 +73,7 @@ impl Default for HttpSettings {
             auth: None,
             throttle: None,
             audit: None,
+            metrics: MetricsListener::Same,
         }
     }
 }
@@ -96,7 +95,7 @@ pub(crate) fn router(app: Arc<App>, settings: &HttpSettings, port: u16, shutdown
         .with_allowed_origins(policy.origins.raw().to_vec())
         .enforce_origin_validation()
         .with_max_request_body_bytes(settings.max_body_bytes)
-        .with_cancellation_token(shutdown);
+        .with_cancellation_token(shutdown.clone());
     let mcp_app = app.clone();
     let identity = match &settings.auth {
         Some(auth) => IdentitySource::Token(auth.tool_scopes.clone()),
@@ -123,15 +122,20 @@ pub(crate) fn router(app: Arc<App>, settings: &HttpSettings, port: u16, shutdown
         Some(auth) => mcp.layer(axum::middleware::from_fn_with_state(auth.clone(), crate::auth::http::require_token)),
         None => mcp.layer(axum::middleware::from_fn(crate::auth::http::refuse_tokens)),
     };
+    let probes = ops::Probes {
+        app,
+        auth: settings.auth.clone(),
+        throttle: settings.throttle.clone(),
+        draining: shutdown.clone(),
+    };
     let mut router = mcp
         .layer(axum::middleware::from_fn_with_state(policy, hygiene::guard_mcp))
-        .route("/health/live", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/health/ready", get(ready))
-        .with_state(Ready { app, auth: settings.auth.clone(), throttle: settings.throttle.clone() });
+        .merge(ops::routes(probes, settings.metrics == MetricsListener::Same));
     if let Some(auth) = &settings.auth {
         for path in auth.resource.metadata_paths() {
-            let metadata =
-                Router::new().route(&path, get(crate::auth::http::resource_metadata)).with_state(auth.clone());
+            let metadata = Router::new()
+                .route(&path, axum::routing::get(crate::auth::http::resource_metadata))
+                .with_state(auth.clone());
             router = router.merge(metadata);
         }
     }
@@ -171,55 +175,6 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// What the readiness probe looks at.
-#[derive(Clone)]
-struct Ready {
-    app: Arc<App>,
-    auth: Option<Arc<Authenticator>>,
-    throttle: Option<Arc<Throttle>>,
-}
-
-/// Ready when the database answers as the query role, its schema is the one this binary expects, and (with
-/// tokens) the identity provider's keys are loaded.
-async fn ready(State(Ready { app, auth, throttle }): State<Ready>) -> impl IntoResponse {
-    let check = async {
-        let client = app.db.pool().get().await.map_err(|e| format!("database unreachable: {e}"))?;
-        let version: i32 = client
-            .query_one("SELECT zava_private.schema_version()", &[])
-            .await
-            .map_err(|e| format!("cannot read the schema version: {e}"))?
-            .get(0);
-        let expected = migrate::latest_version();
-        if version != expected {
-            return Err(format!("schema version {version}, expected {expected}: run `zava-mcp db init`"));
-        }
-        Ok(version)
-    };
-    let identity = match &auth {
-        Some(auth) => auth.status().await,
-        None => json!({"mode": "header", "ok": true}),
-    };
-    let identity_ok = identity["ok"] == json!(true);
-    // Limits never make the server unready: without Redis they are counted in process.
-    let limits = match &throttle {
-        Some(t) => t.status().await,
-        None => json!({"enabled": false}),
-    };
-    match check.await {
-        Ok(v) if identity_ok => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "schema_version": v, "identity": identity, "limits": limits})),
-        ),
-        Ok(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({"status": "not ready", "reason": "the identity provider's keys are not loaded", "identity": identity}),
-            ),
-        ),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reason": reason}))),
-    }
-}
-
 /// Binds `settings.addr` and serves until `shutdown` is cancelled. Returns the bound address through
 /// `on_bound` (useful with port 0).
 pub async fn serve(
@@ -232,12 +187,32 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
     let bound = listener.local_addr()?;
-    let router = router(app, settings, bound.port(), shutdown.clone())?;
-    on_bound(bound);
     let limits = listen::ConnectionLimits {
         header_read_timeout: settings.header_read_timeout,
         max_header_bytes: settings.max_header_bytes,
     };
+    let operator = match settings.metrics {
+        MetricsListener::At(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
+            tracing::info!("serving /metrics and the health probes on http://{}", listener.local_addr()?);
+            let probes = ops::Probes {
+                app: app.clone(),
+                auth: settings.auth.clone(),
+                throttle: settings.throttle.clone(),
+                draining: shutdown.clone(),
+            };
+            let router = ops::routes(probes, true).layer(axum::middleware::from_fn(hygiene::check_request));
+            Some(tokio::spawn(listen::run(listener, router, limits, shutdown.clone())))
+        }
+        MetricsListener::Same | MetricsListener::Off => None,
+    };
+    let router = router(app, settings, bound.port(), shutdown.clone())?;
+    on_bound(bound);
     listen::run(listener, router, limits, shutdown).await;
+    if let Some(operator) = operator {
+        let _ = operator.await;
+    }
     Ok(())
 }

@@ -124,6 +124,10 @@ impl ZavaServer {
             Ok(out) => {
                 tracing::info!(tenant = %who, rows = out.rows.len(), ms = started.elapsed().as_millis() as u64, "query");
                 note.rows = Some(out.rows.len());
+                note.truncated = out.truncated.map(|t| match t {
+                    query::Truncation::Rows(_) => "rows",
+                    query::Truncation::Bytes(_) => "bytes",
+                });
                 output::query_result(&out)
             }
             Err(e) => {

@@ -1,4 +1,5 @@
-//! The audit record of one tool call (`audit`), assembled from what the call noted on its way.
+//! The end of one tool call: its metrics (`telemetry::series`) and its audit record (`audit`), both from what the
+//! call noted on its way.
 
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use rmcp::service::RequestContext;
 use super::server::{IdentitySource, ZavaServer};
 use crate::audit::{AuditRecord, Outcome};
 use crate::db::query::QueryError;
+use crate::telemetry::series::ToolCall;
 use crate::tenant::Access;
 
 /// What a call noted for its record: who it resolved to, the SQL's fingerprint, rows, and why it stopped.
@@ -17,6 +19,8 @@ pub(crate) struct CallNote {
     pub access: Option<Access>,
     pub fingerprint: Option<String>,
     pub rows: Option<usize>,
+    /// The cap that cut the result (`rows` or `bytes`).
+    pub truncated: Option<&'static str>,
     outcome: Option<(Outcome, String)>,
 }
 
@@ -40,15 +44,31 @@ impl CallNote {
 }
 
 impl ZavaServer {
-    /// Writes the call's audit record, when auditing is on.
+    /// Counts the call in the metrics and writes its audit record, when auditing is on.
     pub(super) async fn record(
         &self,
-        tool: &str,
+        tool: &'static str,
         ctx: &RequestContext<RoleServer>,
         started: Instant,
-        note: CallNote,
+        mut note: CallNote,
         result: &CallToolResult,
     ) {
+        if note.outcome.is_none() && result.is_error == Some(true) {
+            note.outcome = Some((Outcome::Failed, "error".to_owned()));
+        }
+        let bytes = result.content.iter().filter_map(|c| c.as_text()).map(|t| t.text.len()).sum();
+        let tenant = note.access.as_ref().map(|a| self.app.directory.label(&a.tenant));
+        ToolCall {
+            tool,
+            tenant: tenant.as_ref(),
+            outcome: note.outcome.as_ref().map_or(Outcome::Ok, |(o, _)| *o),
+            reason: note.outcome.as_ref().map(|(_, r)| r.as_str()),
+            elapsed: started.elapsed(),
+            rows: note.rows,
+            bytes,
+            truncated: note.truncated,
+        }
+        .observe();
         let Some(audit) = &self.audit else { return };
         let parts = ctx.extensions.get::<http::request::Parts>();
         let principal = match (&self.identity, self.principal(ctx), &note.access) {
@@ -63,11 +83,9 @@ impl ZavaServer {
         }
         record.fingerprint = note.fingerprint;
         record.rows = note.rows;
-        record.bytes = Some(result.content.iter().filter_map(|c| c.as_text()).map(|t| t.text.len()).sum());
-        match note.outcome {
-            Some((outcome, reason)) => (record.outcome, record.reason) = (outcome, Some(reason)),
-            None if result.is_error == Some(true) => (record.outcome, record.reason) = (Outcome::Failed, None),
-            None => {}
+        record.bytes = Some(bytes);
+        if let Some((outcome, reason)) = note.outcome {
+            (record.outcome, record.reason) = (outcome, Some(reason));
         }
         // Over HTTP (stateless: no initialize is remembered) the client is its User-Agent; over stdio, what it
         // said in `initialize`.

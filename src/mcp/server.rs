@@ -24,6 +24,7 @@ use crate::auth::Principal;
 use crate::auth::scopes::{PII_READ, Scope, ToolScopes};
 use crate::identity::{IDENTITY_HEADER, IdentityError};
 use crate::search::SearchMode;
+use crate::telemetry::series::InFlight;
 use crate::tenant::{Access, PersonalData};
 use crate::throttle::{CallPermit, Caller, Throttle};
 
@@ -96,7 +97,10 @@ impl ZavaServer {
         let Some(throttle) = &self.throttle else { return Ok(None) };
         match throttle.admit(&Caller::tenant(&access.tenant)).await {
             Ok(permit) => Ok(Some(permit)),
-            Err(refusal) => Err(output::error(refusal.to_string(), Map::new())),
+            Err(refusal) => {
+                crate::telemetry::series::rate_limited(refusal.limit_name());
+                Err(output::error(refusal.to_string(), Map::new()))
+            }
         }
     }
 
@@ -152,7 +156,7 @@ impl ZavaServer {
         Parameters(args): Parameters<SchemaArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let started = std::time::Instant::now();
+        let (started, _in_flight) = (std::time::Instant::now(), InFlight::start());
         let mut note = CallNote::default();
         let result = self.get_multiple_table_schemas_call(args, &ctx, &mut note).await;
         self.record("get_multiple_table_schemas", &ctx, started, note, &result).await;
@@ -169,7 +173,7 @@ impl ZavaServer {
         Parameters(args): Parameters<SearchArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let started = std::time::Instant::now();
+        let (started, _in_flight) = (std::time::Instant::now(), InFlight::start());
         let mut note = CallNote::default();
         let result = self.semantic_search_products_call(args, &ctx, &mut note).await;
         self.record("semantic_search_products", &ctx, started, note, &result).await;
@@ -186,7 +190,7 @@ impl ZavaServer {
         Parameters(args): Parameters<QueryArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let started = std::time::Instant::now();
+        let (started, _in_flight) = (std::time::Instant::now(), InFlight::start());
         let mut note = CallNote::default();
         let result = self.execute_sales_query_call(args, &ctx, &mut note).await;
         self.record("execute_sales_query", &ctx, started, note, &result).await;

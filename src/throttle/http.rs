@@ -40,6 +40,7 @@ pub(crate) async fn limit_calls(State(limits): State<Limits>, req: Request, next
     let permit = match limits.throttle.admit(&caller).await {
         Ok(p) => p,
         Err(refusal) => {
+            crate::telemetry::series::rate_limited(refusal.limit_name());
             if let Some(audit) = &limits.audit {
                 audit.record(&refusal_record(&limits, audit, &req, &tool, id, started, &refusal)).await;
             }

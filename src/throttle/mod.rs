@@ -161,6 +161,16 @@ pub enum Refusal {
     Concurrency { limit: u32 },
 }
 
+impl Refusal {
+    /// Which limit refused: `rate` or `concurrency` (a metric label).
+    pub fn limit_name(&self) -> &'static str {
+        match self {
+            Refusal::Rate { .. } => "rate",
+            Refusal::Concurrency { .. } => "concurrency",
+        }
+    }
+}
+
 fn retry_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }

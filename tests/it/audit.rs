@@ -5,65 +5,22 @@
 //! database password, the context key and the development signing key.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use zava_mcp::data::stores::STORES;
 
+use crate::binary::{Serve, output, zava};
 use crate::harness::TestDb;
 
 const RESOURCE: &str = "http://127.0.0.1/mcp";
 
-struct Serve {
-    child: Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn zava(dir: &std::path::Path, db: &TestDb) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zava-mcp"));
-    cmd.arg("--data-dir").arg(dir).env("DATABASE_URL", db.query.url()).env("ZAVA_CONTEXT_KEY", &db.key_hex);
-    for var in ["ZAVA_ADMIN_DATABASE_URL", "ZAVA_IDENTITY", "ZAVA_AUDIT_LOG", "ZAVA_RATE_LIMIT"] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
-
-fn output(mut cmd: Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn serve(dir: &std::path::Path, db: &TestDb, keys: &std::path::Path, audit: &std::path::Path) -> Serve {
-    let log = dir.join("serve.log");
     let mut cmd = zava(dir, db);
     cmd.args(["serve", "--http", "127.0.0.1:0", "--identity", "jwt,api-key", "--resource-uri", RESOURCE]);
     cmd.arg("--api-keys-file").arg(keys).arg("--audit-log").arg(audit);
-    cmd.env("ZAVA_LOG", "debug").stdin(Stdio::null()).stdout(Stdio::null());
-    cmd.stderr(std::fs::File::create(&log).unwrap());
-    let child = cmd.spawn().unwrap();
-    let mut serve = Serve { child, url: String::new(), log };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = std::fs::read_to_string(&serve.log).unwrap_or_default();
-        if let Some(url) = text.split("serving MCP on ").nth(1).and_then(|r| r.split_whitespace().next()) {
-            serve.url = url.to_owned();
-            return serve;
-        }
-        assert!(serve.child.try_wait().unwrap().is_none(), "serve exited: {text}");
-        assert!(Instant::now() < deadline, "serve never got ready: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cmd.env("ZAVA_LOG", "debug");
+    Serve::start(dir, cmd)
 }
 
 async fn call(url: &str, authorization: Option<&str>, id: u64, sql: &str) -> (u16, Value) {

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod binary;
 mod cancel_race;
 mod cli;
 mod clients;
@@ -15,6 +16,7 @@ mod harness;
 mod http_abuse;
 mod introspect;
 mod limits;
+mod metrics;
 mod personal_data;
 mod rls;
 mod rls_attacks;

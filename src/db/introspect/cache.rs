@@ -56,7 +56,9 @@ impl SchemaCache {
     ) -> Result<String, tokio_postgres::Error> {
         let mut blocks: Vec<Option<Arc<str>>> = Vec::with_capacity(tables.len());
         for table in tables {
-            blocks.push(self.blocks.get(&(tenant_scope.to_owned(), table.clone())).await);
+            let block = self.blocks.get(&(tenant_scope.to_owned(), table.clone())).await;
+            crate::telemetry::series::cache_lookup("schema", block.is_some());
+            blocks.push(block);
         }
         let missing: Vec<TableName> =
             tables.iter().zip(&blocks).filter(|(_, b)| b.is_none()).map(|(t, _)| t.clone()).collect();

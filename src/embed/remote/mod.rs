@@ -134,6 +134,11 @@ impl RemoteEmbedder {
         Ok(vectors)
     }
 
+    /// The circuit breaker's state now.
+    pub fn circuit(&self) -> super::breaker::Circuit {
+        self.breaker.circuit(Instant::now())
+    }
+
     /// One request's worth of texts, through the breaker, with retries.
     async fn embed_batch(&self, texts: &[String], dimension: Option<usize>) -> Result<Vec<Vec<f32>>, EmbedError> {
         let ticket = self.breaker.admit(Instant::now()).map_err(|refusal| EmbedError::CircuitOpen {

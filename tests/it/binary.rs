@@ -1,0 +1,72 @@
+//! The real `zava-mcp` binary against a test database: commands run to completion, and `serve` run in the
+//! background with its log in a file, killed when dropped.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::TestDb;
+
+/// A command of the binary on `db` (as an external server, with the test cluster's context key), with the
+/// variables a developer's shell might hold removed.
+pub fn zava(dir: &std::path::Path, db: &TestDb) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zava-mcp"));
+    cmd.arg("--data-dir").arg(dir).env("DATABASE_URL", db.query.url()).env("ZAVA_CONTEXT_KEY", &db.key_hex);
+    for var in ["ZAVA_ADMIN_DATABASE_URL", "ZAVA_IDENTITY", "ZAVA_AUDIT_LOG", "ZAVA_RATE_LIMIT", "ZAVA_METRICS"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `cmd` and returns its standard output; it must succeed.
+pub fn output(mut cmd: Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A running `serve`.
+pub struct Serve {
+    pub child: Child,
+    /// The `/mcp` URL it printed.
+    pub url: String,
+    pub log: std::path::PathBuf,
+}
+
+impl Serve {
+    /// Starts `cmd` (a `serve` command, which should listen on port 0) with its log in `DIR/serve.log`, and waits
+    /// until it prints where it serves.
+    pub fn start(dir: &std::path::Path, mut cmd: Command) -> Serve {
+        let log = dir.join("serve.log");
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+        let child = cmd.spawn().unwrap();
+        let mut serve = Serve { child, url: String::new(), log };
+        serve.url = serve.wait_for_log("serving MCP on ");
+        serve
+    }
+
+    /// The word that follows `marker` in the log, once it appears.
+    pub fn wait_for_log(&mut self, marker: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let text = self.log_text();
+            if let Some(word) = text.split(marker).nth(1).and_then(|r| r.split_whitespace().next()) {
+                return word.to_owned();
+            }
+            assert!(self.child.try_wait().unwrap().is_none(), "serve exited: {text}");
+            assert!(Instant::now() < deadline, "serve never logged {marker:?}: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
