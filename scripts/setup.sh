@@ -234,6 +234,33 @@ ensure_redis() {
     if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
 }
 
+# Tools for scripts/test.sh's hygiene stages, pinned: cargo-deny (licences, bans, sources, advisories) and
+# cargo-llvm-cov with Debian's llvm-19 (the preinstalled llvm-14 cannot read rustc's profiles).
+CARGO_DENY_VERSION=0.20.2
+CARGO_LLVM_COV_VERSION=0.9.1
+LLVM_COV_DIR=/usr/lib/llvm-19/bin
+
+ensure_deny() {
+    if command -v cargo-deny >/dev/null 2>&1 && [[ $(cargo-deny --version) == "cargo-deny ${CARGO_DENY_VERSION}" ]]; then
+        return 0
+    fi
+    say "installing cargo-deny ${CARGO_DENY_VERSION} (first run only, about 3 minutes)..."
+    run_logged cargo install --locked "cargo-deny@${CARGO_DENY_VERSION}" || die "cargo install cargo-deny failed"
+}
+
+ensure_coverage() {
+    if [[ ! -x ${LLVM_COV_DIR}/llvm-cov || ! -x ${LLVM_COV_DIR}/llvm-profdata ]]; then
+        say "installing llvm-19 for coverage (first run only)..."
+        apt_install llvm-19
+    fi
+    if command -v cargo-llvm-cov >/dev/null 2>&1 \
+        && [[ $(cargo-llvm-cov llvm-cov --version 2>/dev/null) == "cargo-llvm-cov ${CARGO_LLVM_COV_VERSION}" ]]; then
+        return 0
+    fi
+    say "installing cargo-llvm-cov ${CARGO_LLVM_COV_VERSION} (first run only, about a minute)..."
+    run_logged cargo install --locked "cargo-llvm-cov@${CARGO_LLVM_COV_VERSION}" || die "cargo install cargo-llvm-cov failed"
+}
+
 ensure_prometheus() {
     if command -v prometheus >/dev/null 2>&1; then
         return 0
