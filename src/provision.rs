@@ -102,6 +102,55 @@ impl Database {
         }
     }
 
+    /// An administrator's connection to the served database (backups and restores read past row-level security).
+    pub fn admin_on_served(&self) -> Result<Endpoint> {
+        let admin = self.admin.as_ref().context(
+            "backups need an administrator connection: set ZAVA_ADMIN_DATABASE_URL (or --admin-database-url)",
+        )?;
+        Ok(admin.with_dbname(&self.query.dbname))
+    }
+
+    /// `db backup`: one verified backup file in `dir` (`db::backup`).
+    pub fn backup(&self, dir: &std::path::Path) -> Result<crate::db::backup::Backup> {
+        crate::db::backup::backup(&self.admin_on_served()?, dir)
+    }
+
+    /// `db restore`: the backup's data in place of the current data, then the schema brought to this binary's
+    /// version and the hardening applied again (a backup may be older than the binary). The query role's open
+    /// connections are closed afterwards, so a running server's pool reconnects to the restored objects instead
+    /// of keeping statements prepared against the dropped ones.
+    pub async fn restore(&self, backup: &crate::db::backup::Backup) -> Result<()> {
+        let admin = self.admin_on_served()?;
+        // Roles and extensions first: the backup's objects refer to them.
+        self.init().await?;
+        let schemas: Vec<String> = admin
+            .connect()
+            .await?
+            .query(
+                "SELECT DISTINCT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let restore_from = admin.clone();
+        let backup = backup.clone();
+        tokio::task::spawn_blocking(move || crate::db::backup::restore(&restore_from, &backup, &schemas)).await??;
+        self.init().await?;
+        let client = admin.connect().await?;
+        // A dump carries no planner statistics; without them the first queries would plan blind.
+        client.batch_execute("ANALYZE").await.context("the restore committed, but ANALYZE failed")?;
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = $2",
+                &[&self.query.dbname, &self.query.user],
+            )
+            .await
+            .context("the restore committed, but the query role's connections could not be closed")?;
+        Ok(())
+    }
+
     pub fn context_key(&self) -> &ContextKey {
         &self.context_key
     }

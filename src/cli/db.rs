@@ -58,6 +58,29 @@ pub(super) async fn db(settings: &DbSettings, cmd: DbCommand) -> Result<()> {
             }
             println!("{url}");
         }
+        DbCommand::Backup { output } => {
+            let dir = output.unwrap_or_else(|| settings.data_dir.join("backups"));
+            let made = with_db(settings, async |db| db.backup(&dir)).await?;
+            eprintln!(
+                "backed up {} tables ({:.1} MB), sha256 {}",
+                made.tables,
+                made.bytes as f64 / 1e6,
+                &made.sha256[..16]
+            );
+            println!("{}", made.path.display());
+        }
+        DbCommand::Restore { file, yes } => {
+            let checked = crate::db::backup::verify(&file)?;
+            if !yes {
+                bail!(
+                    "this replaces every row of the served database with {} (sha256 {}); run again with --yes",
+                    file.display(),
+                    &checked.sha256[..16]
+                );
+            }
+            with_db(settings, async |db| db.restore(&checked).await).await?;
+            println!("restored {} tables from {}", checked.tables, file.display());
+        }
         DbCommand::Reset { yes } => {
             require_managed(managed)?;
             if !yes {

@@ -157,6 +157,24 @@ pub enum DbCommand {
     Status,
     /// Print a connection URL a person can give to psql.
     Url(UrlArgs),
+    /// Back up the served database (pg_dump, custom format) into one new file, verified with pg_restore --list
+    /// and kept with its SHA-256 (FILE.sha256); prints the file's path. Needs an administrator connection for an
+    /// external server (ZAVA_ADMIN_DATABASE_URL).
+    Backup {
+        /// Directory for the backup file (default: DATA_DIR/backups, made private to this user).
+        #[arg(long, value_name = "DIR")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Restore a backup made by `db backup` into the served database, replacing its data in one transaction
+    /// (a running `serve` keeps serving, and serves the restored data once it commits). The checksum file beside
+    /// the backup is checked first.
+    Restore {
+        /// The backup file (`zava-<time>.dump`).
+        file: std::path::PathBuf,
+        /// Confirm that the database's current data may be replaced.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Delete the managed cluster and its data (the next command creates a fresh one).
     Reset {
         /// Confirm that all data in the data directory's cluster may be deleted.

@@ -56,6 +56,13 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
         };
         let shutdown = CancellationToken::new();
         stop_on_signal(shutdown.clone())?;
+        if let Some(every) = args.backup_every {
+            let target = db.admin_on_served()?;
+            let dir = args.backup_dir.clone().unwrap_or_else(|| settings.data_dir.join("backups"));
+            tracing::info!(every = ?every.0, keep = args.backup_keep, dir = %dir.display(), "scheduled backups on");
+            let keep = args.backup_keep as usize;
+            tokio::spawn(crate::db::backup::run_scheduled(target, dir, every, keep, shutdown.clone()));
+        }
         let stores = app.directory.len();
         crate::http::serve(app, &http, shutdown, |addr| {
             tracing::info!(stores, "serving MCP on http://{addr}/mcp (identity: {identity}); press Ctrl-C to stop");

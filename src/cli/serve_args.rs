@@ -147,6 +147,16 @@ pub struct ServeArgs {
     /// is also accepted as an origin.
     #[arg(long, env = "ZAVA_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Back up the served database this often (`24h`, `30m`, `7d`) into DATA_DIR/backups (or --backup-dir),
+    /// each backup verified and kept with its SHA-256. Needs an administrator connection for an external server.
+    #[arg(long, env = "ZAVA_BACKUP_EVERY", value_name = "INTERVAL")]
+    pub backup_every: Option<crate::db::backup::Every>,
+    /// How many scheduled backups to keep (the oldest are deleted after each new one).
+    #[arg(long, env = "ZAVA_BACKUP_KEEP", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub backup_keep: u32,
+    /// Directory for scheduled backups (default: DATA_DIR/backups).
+    #[arg(long, env = "ZAVA_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<std::path::PathBuf>,
     /// Where to serve Prometheus metrics: `same` (at /metrics on the MCP listener), an address of its own such as
     /// 127.0.0.1:9464 (with /health/live and /health/ready beside it, and /metrics then off the MCP listener:
     /// use this when the MCP port is public), or `off`.

@@ -1,6 +1,7 @@
 //! Everything that talks to PostgreSQL: the managed cluster, connections, roles, migrations, the tenant
 //! transaction, and status.
 
+pub mod backup;
 pub mod bootstrap;
 mod bounded;
 pub mod call;

@@ -18,6 +18,20 @@ pub fn zava(dir: &std::path::Path, db: &TestDb) -> Command {
     cmd
 }
 
+/// A command of the binary on the managed cluster of data directory `dir`.
+pub fn managed(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zava-mcp"));
+    cmd.arg("--data-dir").arg(dir);
+    for var in ["DATABASE_URL", "ZAVA_ADMIN_DATABASE_URL", "POSTGRES_DB_HOST", "POSTGRES_DB_PORT", "ZAVA_CONTEXT_KEY"] {
+        cmd.env_remove(var);
+    }
+    for var in ["ZAVA_IDENTITY", "ZAVA_AUDIT_LOG", "ZAVA_RATE_LIMIT", "ZAVA_METRICS", "ZAVA_BACKUP_EVERY"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
 /// Runs `cmd` and returns its standard output; it must succeed.
 pub fn output(mut cmd: Command) -> String {
     let out = cmd.output().unwrap();

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod backup;
 mod binary;
 mod cancel_race;
 mod cli;

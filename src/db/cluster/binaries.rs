@@ -56,6 +56,17 @@ impl Binaries {
         cmd
     }
 
+    /// A command for one of PostgreSQL's client programs (`pg_dump`, `pg_restore`), run as this process's own
+    /// user: they connect over the network and write files the caller must own.
+    pub fn client(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.dir.join(program));
+        cmd.env("LC_ALL", "C");
+        for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE", "PGOPTIONS"] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
     /// Creates `dir` (mode 0700) and gives it to the cluster's user.
     pub fn make_private_dir(&self, dir: &Path) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;

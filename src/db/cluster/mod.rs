@@ -13,7 +13,7 @@
 //! `log/postgres.log`, `secrets.toml` (passwords, context key; mode 0600), `port` (last port used),
 //! `cluster.lock`, `lease.lock`, `pinned`.
 
-mod binaries;
+pub(crate) mod binaries;
 pub mod pidfile;
 
 use std::fs::File;
