@@ -93,11 +93,18 @@ pub fn parallel_batches() -> usize {
 }
 
 impl LocalModel {
-    /// The default model directory: `$ZAVA_EMBEDDING_MODEL_DIR` if set, otherwise where `scripts/setup.sh`
+    /// The default model directory: `$ZAVA_EMBEDDING_MODEL_DIR` if set, else `models/all-MiniLM-L6-v2` beside the
+    /// executable when it is there (a release tarball, the container image), else where `scripts/setup.sh`
     /// installs it, `${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/zava-mcp/models/all-MiniLM-L6-v2`.
     pub fn default_dir() -> PathBuf {
         let non_empty = |var| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(dir) = non_empty(DIR_ENV) {
+            return dir;
+        }
+        // A release tarball or container image ships the model beside the binary (`models/<name>`).
+        let beside =
+            std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("models").join(DEFAULT_MODEL_NAME)));
+        if let Some(dir) = beside.filter(|d| d.join(CONFIG).is_file()) {
             return dir;
         }
         non_empty("XDG_CACHE_HOME")
