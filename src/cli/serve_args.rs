@@ -157,6 +157,10 @@ pub struct ServeArgs {
     /// Directory for scheduled backups (default: DATA_DIR/backups).
     #[arg(long, env = "ZAVA_BACKUP_DIR", value_name = "DIR")]
     pub backup_dir: Option<std::path::PathBuf>,
+    /// On SIGTERM or Ctrl-C, how many seconds the calls in flight get to finish before they are cancelled (new
+    /// connections are refused at once, and /health/ready answers 503).
+    #[arg(long, env = "ZAVA_DRAIN_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_timeout_secs: u64,
     /// Where to serve Prometheus metrics: `same` (at /metrics on the MCP listener), an address of its own such as
     /// 127.0.0.1:9464 (with /health/live and /health/ready beside it, and /metrics then off the MCP listener:
     /// use this when the MCP port is public), or `off`.

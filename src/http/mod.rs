@@ -57,6 +57,8 @@ pub struct HttpSettings {
     pub audit: Option<Arc<AuditLog>>,
     /// Where `/metrics` is served.
     pub metrics: MetricsListener,
+    /// How long a shutdown waits for the calls in flight to finish before cancelling them (in PostgreSQL too).
+    pub drain_timeout: Duration,
 }
 
 impl Default for HttpSettings {
@@ -74,12 +76,21 @@ impl Default for HttpSettings {
             throttle: None,
             audit: None,
             metrics: MetricsListener::Same,
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
 
 /// The routes for a server listening on `port` (which portless allowed hosts and the default origins name).
-pub(crate) fn router(app: Arc<App>, settings: &HttpSettings, port: u16, shutdown: CancellationToken) -> Result<Router> {
+/// `draining` is cancelled when a shutdown starts (readiness fails from then on); `calls` when the calls still in
+/// flight must be cancelled.
+pub(crate) fn router(
+    app: Arc<App>,
+    settings: &HttpSettings,
+    port: u16,
+    draining: CancellationToken,
+    calls: CancellationToken,
+) -> Result<Router> {
     let policy = Arc::new(hygiene::Policy {
         hosts: AllowedHosts::new(&settings.allowed_hosts, port).map_err(anyhow::Error::msg)?,
         origins: AllowedOrigins::new(&settings.allowed_origins, &settings.cors_origins, port)
@@ -95,7 +106,7 @@ pub(crate) fn router(app: Arc<App>, settings: &HttpSettings, port: u16, shutdown
         .with_allowed_origins(policy.origins.raw().to_vec())
         .enforce_origin_validation()
         .with_max_request_body_bytes(settings.max_body_bytes)
-        .with_cancellation_token(shutdown.clone());
+        .with_cancellation_token(calls);
     let mcp_app = app.clone();
     let identity = match &settings.auth {
         Some(auth) => IdentitySource::Token(auth.tool_scopes.clone()),
@@ -122,12 +133,7 @@ pub(crate) fn router(app: Arc<App>, settings: &HttpSettings, port: u16, shutdown
         Some(auth) => mcp.layer(axum::middleware::from_fn_with_state(auth.clone(), crate::auth::http::require_token)),
         None => mcp.layer(axum::middleware::from_fn(crate::auth::http::refuse_tokens)),
     };
-    let probes = ops::Probes {
-        app,
-        auth: settings.auth.clone(),
-        throttle: settings.throttle.clone(),
-        draining: shutdown.clone(),
-    };
+    let probes = ops::Probes { app, auth: settings.auth.clone(), throttle: settings.throttle.clone(), draining };
     let mut router = mcp
         .layer(axum::middleware::from_fn_with_state(policy, hygiene::guard_mcp))
         .merge(ops::routes(probes, settings.metrics == MetricsListener::Same));
@@ -177,6 +183,10 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 
 /// Binds `settings.addr` and serves until `shutdown` is cancelled. Returns the bound address through
 /// `on_bound` (useful with port 0).
+///
+/// A shutdown drains: no new connection is accepted, `/health/ready` answers 503 on the open ones, the calls in
+/// flight have `drain_timeout` to finish, and those still running then are cancelled (their statements too, by
+/// `db::call`); it returns when every connection is closed.
 pub async fn serve(
     app: Arc<App>,
     settings: &HttpSettings,
@@ -208,9 +218,26 @@ pub async fn serve(
         }
         MetricsListener::Same | MetricsListener::Off => None,
     };
-    let router = router(app, settings, bound.port(), shutdown.clone())?;
+    let calls = CancellationToken::new();
+    let router = router(app, settings, bound.port(), shutdown.clone(), calls.clone())?;
     on_bound(bound);
+    let deadline = settings.drain_timeout;
+    let watchdog = {
+        let (draining, calls) = (shutdown.clone(), calls.clone());
+        tokio::spawn(async move {
+            draining.cancelled().await;
+            tracing::info!(
+                deadline_s = deadline.as_secs_f64(),
+                "draining: no new connections; calls in flight may finish"
+            );
+            tokio::time::sleep(deadline).await;
+            tracing::warn!("the drain deadline passed: cancelling the calls still running");
+            calls.cancel();
+        })
+    };
     listen::run(listener, router, limits, shutdown).await;
+    watchdog.abort();
+    calls.cancel();
     if let Some(operator) = operator {
         let _ = operator.await;
     }

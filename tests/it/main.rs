@@ -11,6 +11,7 @@ mod clients;
 mod cluster;
 mod corpus;
 mod decode;
+mod drain;
 mod embed_remote;
 mod fairness;
 mod harness;
