@@ -57,6 +57,10 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
         };
         let shutdown = CancellationToken::new();
         stop_on_signal(shutdown.clone())?;
+        if let (Some(cluster), Ok(query)) = (db.cluster(), db.endpoint(Role::Query)) {
+            let supervised = crate::db::cluster::supervise::supervise(cluster.clone(), query.port, shutdown.clone());
+            tokio::spawn(supervised);
+        }
         if let Some(every) = args.backup_every {
             let target = db.admin_on_served()?;
             let dir = args.backup_dir.clone().unwrap_or_else(|| settings.data_dir.join("backups"));

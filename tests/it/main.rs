@@ -26,3 +26,4 @@ mod search;
 mod seed;
 mod server;
 mod stdio;
+mod supervise;

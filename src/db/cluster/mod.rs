@@ -15,6 +15,7 @@
 
 pub(crate) mod binaries;
 pub mod pidfile;
+pub mod supervise;
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -159,6 +160,23 @@ impl ManagedCluster {
         lease.lock_shared()?;
         drop(guard);
         Ok(ClusterLease { cluster: self.clone(), port, started, lease: Some(lease) })
+    }
+
+    /// Starts the cluster again if its postmaster is gone (it crashed, or was killed): PostgreSQL recovers from
+    /// its write-ahead log on start. Returns the port it now listens on, or `None` when it was running (another
+    /// process may have revived it first). For `serve`'s supervisor: the leases already held stay valid.
+    pub fn revive(&self) -> Result<Option<u16>> {
+        let guard = self.lock("cluster.lock")?;
+        guard.lock()?;
+        match pidfile::read(&self.pgdata()) {
+            PidFile::Live(_) => Ok(None),
+            PidFile::Stale => {
+                std::fs::remove_file(pidfile::path(&self.pgdata()))
+                    .context("cannot remove the stale postmaster.pid")?;
+                self.start().map(Some)
+            }
+            PidFile::Absent => self.start().map(Some),
+        }
     }
 
     fn initdb(&self) -> Result<()> {
