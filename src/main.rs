@@ -24,12 +24,19 @@ async fn run() -> std::process::ExitCode {
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     // A closed stderr (the reader went away) must never take a request or the shutdown down with it:
     // failed log writes are dropped instead of reported (reporting them would panic on the same stderr).
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    match cli.global.log_format.resolved() {
+        // One object per line; the fields of the spans around an event (a tool call's request id, tool and
+        // tenant) are on it too.
+        zava_mcp::cli::LogFormat::Json => {
+            fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).init()
+        }
+        _ => fmt.init(),
+    }
     match zava_mcp::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

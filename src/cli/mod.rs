@@ -73,6 +73,30 @@ pub struct GlobalArgs {
     /// is asked: its debug lines would carry tool results, which hold tenant and personal data.
     #[arg(long, global = true, env = "ZAVA_LOG", default_value = "info", value_name = "FILTER")]
     pub log: String,
+    /// Log line format: `text` for people, `json` (one JSON object per line, for a log collector), or `auto`:
+    /// text when standard error is a terminal, JSON otherwise.
+    #[arg(long, global = true, env = "ZAVA_LOG_FORMAT", value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// `auto` decided for the standard error this process has.
+    pub fn resolved(self) -> LogFormat {
+        use std::io::IsTerminal;
+        match self {
+            LogFormat::Auto if std::io::stderr().is_terminal() => LogFormat::Text,
+            LogFormat::Auto => LogFormat::Json,
+            other => other,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

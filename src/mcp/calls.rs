@@ -34,6 +34,7 @@ impl ZavaServer {
             note.refused("identity");
             output::error(e.to_string(), Map::new())
         })?;
+        tracing::Span::current().record("tenant", self.app.directory.label(&access.tenant).as_str());
         note.access = Some(access.clone());
         let permit = self.admit(&access).await.inspect_err(|_| note.refused("limit"))?;
         Ok((access, permit))

@@ -14,6 +14,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Map;
+use tracing::Instrument;
 
 use super::output;
 use super::record::CallNote;
@@ -130,6 +131,12 @@ impl ZavaServer {
     }
 }
 
+/// The span around one tool call: every log line inside it carries the JSON-RPC request id, the tool and (once
+/// resolved) the tenant's label.
+fn call_span(tool: &'static str, ctx: &RequestContext<RoleServer>) -> tracing::Span {
+    tracing::info_span!("call", request_id = %ctx.id, tool, tenant = tracing::field::Empty)
+}
+
 impl ZavaServer {
     /// The verified caller of an HTTP request with a bearer token.
     pub(super) fn principal<'a>(&self, ctx: &'a RequestContext<RoleServer>) -> Option<&'a Principal> {
@@ -158,7 +165,10 @@ impl ZavaServer {
     ) -> Result<CallToolResult, ErrorData> {
         let (started, _in_flight) = (std::time::Instant::now(), InFlight::start());
         let mut note = CallNote::default();
-        let result = self.get_multiple_table_schemas_call(args, &ctx, &mut note).await;
+        let result = self
+            .get_multiple_table_schemas_call(args, &ctx, &mut note)
+            .instrument(call_span("get_multiple_table_schemas", &ctx))
+            .await;
         self.record("get_multiple_table_schemas", &ctx, started, note, &result).await;
         Ok(result)
     }
@@ -175,7 +185,10 @@ impl ZavaServer {
     ) -> Result<CallToolResult, ErrorData> {
         let (started, _in_flight) = (std::time::Instant::now(), InFlight::start());
         let mut note = CallNote::default();
-        let result = self.semantic_search_products_call(args, &ctx, &mut note).await;
+        let result = self
+            .semantic_search_products_call(args, &ctx, &mut note)
+            .instrument(call_span("semantic_search_products", &ctx))
+            .await;
         self.record("semantic_search_products", &ctx, started, note, &result).await;
         Ok(result)
     }
@@ -192,7 +205,10 @@ impl ZavaServer {
     ) -> Result<CallToolResult, ErrorData> {
         let (started, _in_flight) = (std::time::Instant::now(), InFlight::start());
         let mut note = CallNote::default();
-        let result = self.execute_sales_query_call(args, &ctx, &mut note).await;
+        let result = self
+            .execute_sales_query_call(args, &ctx, &mut note)
+            .instrument(call_span("execute_sales_query", &ctx))
+            .await;
         self.record("execute_sales_query", &ctx, started, note, &result).await;
         Ok(result)
     }

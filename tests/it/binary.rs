@@ -59,12 +59,14 @@ impl Serve {
         serve
     }
 
-    /// The word that follows `marker` in the log, once it appears.
+    /// The word that follows `marker` in the log (text or JSON lines), once it appears.
     pub fn wait_for_log(&mut self, marker: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let text = self.log_text();
-            if let Some(word) = text.split(marker).nth(1).and_then(|r| r.split_whitespace().next()) {
+            // The log is JSON lines here (not a terminal): a word ends at a space or at the JSON string's end.
+            let word = text.split(marker).nth(1).and_then(|r| r.split(|c: char| c.is_whitespace() || c == '"').next());
+            if let Some(word) = word.filter(|w| !w.is_empty()) {
                 return word.to_owned();
             }
             assert!(self.child.try_wait().unwrap().is_none(), "serve exited: {text}");

@@ -92,6 +92,14 @@ async fn prometheus_scrapes_per_tool_red_metrics_with_bounded_labels() {
     }
     assert!(!text.contains(&seattle) && !text.contains("not-a-uuid"), "{text}");
 
+    // Not on a terminal, the log is JSON lines, and a tool call's lines carry its request id, tool and tenant.
+    let lines: Vec<Value> =
+        server.log_text().lines().map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
+    let query = lines.iter().find(|l| l["message"] == "query").expect("a query line");
+    assert_eq!(query["span"]["tenant"], "seattle", "{query}");
+    assert_eq!(query["span"]["tool"], "execute_sales_query", "{query}");
+    assert_eq!(query["span"]["request_id"], "1", "{query}");
+
     // A real Prometheus scrapes the listener and reads the series back through its query API.
     let prometheus = prometheus::Prometheus::scraping(&metrics_at).await;
     let ok = "sum(zava_tool_calls_total{job=\"zava-mcp\",tool=\"execute_sales_query\",outcome=\"ok\"})";
