@@ -1,7 +1,7 @@
 //! The `zava-mcp` binary: parse the command line, set up logging, run. Nothing else lives here.
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use zava_mcp::config::{Layers, LoadError};
 
 fn main() -> std::process::ExitCode {
     // SAFETY: nothing else runs yet; the runtime and its threads start below.
@@ -16,7 +16,21 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> std::process::ExitCode {
-    let cli = zava_mcp::cli::Cli::parse();
+    let layers = match Layers::load(std::env::args_os().collect()) {
+        Ok(layers) => layers,
+        Err(LoadError::Clap { error, note }) => {
+            let _ = error.print();
+            if let Some(note) = note {
+                eprintln!("note: {note}");
+            }
+            return std::process::ExitCode::from(error.exit_code() as u8);
+        }
+        Err(LoadError::Config(e)) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let cli = &layers.cli;
     // Migration and driver chatter (NOTICEs such as "already exists, skipping") is noise for a person. rmcp's debug
     // lines carry every request and response in full (other stores' rows, customers' emails), so rmcp never logs
     // below info, whatever the filter asks.
@@ -37,7 +51,10 @@ async fn run() -> std::process::ExitCode {
         }
         _ => fmt.init(),
     }
-    match zava_mcp::cli::run(cli).await {
+    for warning in &layers.warnings {
+        tracing::warn!("{warning}");
+    }
+    match zava_mcp::cli::run(layers).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -19,6 +19,7 @@ use crate::http::HttpSettings;
 use crate::mcp::server::{IdentitySource, ZavaServer};
 
 mod auth_args;
+mod config;
 mod db;
 mod serve;
 mod serve_args;
@@ -60,6 +61,10 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
+    /// A configuration file (TOML; `zava-mcp config example` prints one with every key). Default:
+    /// ./zava-mcp.toml when it exists. Its values sit below the environment and the command line.
+    #[arg(long, global = true, env = "ZAVA_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Where zava-mcp keeps its PostgreSQL cluster, passwords and keys.
     #[arg(long, global = true, env = "ZAVA_DATA_DIR", default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -118,6 +123,10 @@ pub enum Command {
     /// Print a development bearer token (one line) for `serve --identity jwt` without an identity provider,
     /// signed with the data directory's key: `zava-mcp token --rls-user-id seattle`.
     Token(token::TokenArgs),
+    /// Check the configuration (file, environment, flags) and print what `serve` would use, where each value came
+    /// from, secrets masked; or print a commented example file.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Make a static API key for a machine client (`serve --identity api-key`): prints the key once and the
     /// entry (argon2 hash, identity, scopes) to add to the --api-keys-file.
     ApiKey(token::ApiKeyArgs),
@@ -136,22 +145,22 @@ pub struct EmbedArgs {
 pub struct EmbedServerArgs {
     /// Address to listen on (default 127.0.0.1:11435: this machine only). To serve other machines, listen on
     /// e.g. 0.0.0.0:11435 and set --api-key.
-    #[arg(long, env = "ZAVA_EMBED_SERVER_LISTEN", default_value = embed_server::DEFAULT_LISTEN, value_name = "ADDR")]
+    #[arg(id = "embed_server_listen", long, env = "ZAVA_EMBED_SERVER_LISTEN", default_value = embed_server::DEFAULT_LISTEN, value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
     /// Require this key from every caller, as `Authorization: Bearer <key>` or `api-key: <key>` (what the
     /// openai and azure-openai providers send); wrong or missing keys get 401.
-    #[arg(long, env = "ZAVA_EMBED_SERVER_API_KEY", hide_env_values = true, value_name = "KEY", value_parser = secret_arg)]
+    #[arg(id = "embed_server_api_key", long, env = "ZAVA_EMBED_SERVER_API_KEY", hide_env_values = true, value_name = "KEY", value_parser = secret_arg)]
     pub api_key: Option<Secret>,
     /// The name callers use for the model (the request's `model`, or the Azure deployment name). Default: the
     /// model directory's name, e.g. all-MiniLM-L6-v2.
-    #[arg(long, env = "ZAVA_EMBED_SERVER_MODEL_NAME", value_name = "NAME")]
+    #[arg(id = "embed_server_model_name", long, env = "ZAVA_EMBED_SERVER_MODEL_NAME", value_name = "NAME")]
     pub model_name: Option<String>,
     /// The sentence-transformers model directory to serve. Default: where scripts/setup.sh installs
     /// all-MiniLM-L6-v2.
     #[arg(long, env = "ZAVA_EMBEDDING_MODEL_DIR", value_name = "DIR")]
     pub embedding_model_dir: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "ZAVA_EMBED_SERVER_MAX_BODY_BYTES", default_value_t = 16_777_216, value_parser = clap::value_parser!(u32).range(1024..=1_073_741_824))]
+    #[arg(id = "embed_server_max_body_bytes", long, env = "ZAVA_EMBED_SERVER_MAX_BODY_BYTES", default_value_t = 16_777_216, value_parser = clap::value_parser!(u32).range(1024..=1_073_741_824))]
     pub max_body_bytes: u32,
 }
 
@@ -263,7 +272,12 @@ impl Cli {
     }
 }
 
-pub async fn run(cli: Cli) -> Result<()> {
+pub async fn run(layers: crate::config::Layers) -> Result<()> {
+    let cli = &layers.cli;
+    if let Command::Config(cmd) = &cli.command {
+        return config::config(&layers, cmd).await;
+    }
+    let cli = layers.cli;
     if let Command::EmbedServer(args) = cli.command {
         return embed_server(args).await;
     }
@@ -288,7 +302,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("embedded {n} product descriptions with {}", embedder.model_id());
             Ok(())
         }
-        Command::EmbedServer(_) | Command::Token(_) | Command::ApiKey(_) => unreachable!("handled above"),
+        Command::EmbedServer(_) | Command::Token(_) | Command::ApiKey(_) | Command::Config(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -3,40 +3,63 @@
 use super::*;
 use crate::auth::IdentityMode;
 
-pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> {
-    let http = HttpSettings {
-        addr: args.http,
-        allowed_hosts: args.allowed_hosts.clone(),
-        allowed_origins: args.allowed_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
-        max_body_bytes: args.max_body_bytes as usize,
-        metrics: args.metrics,
-        drain_timeout: std::time::Duration::from_secs(args.drain_timeout_secs),
-        cors_origins: args.cors_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
-        ..HttpSettings::default()
-    };
-    let modes: std::collections::BTreeSet<IdentityMode> = args.identity.iter().copied().collect();
-    if modes.contains(&IdentityMode::Header) && modes.len() > 1 {
-        bail!(
-            "--identity header cannot be combined with jwt or api-key: anyone could skip the token by sending the \
-             header"
-        );
-    }
-    let (jwt, api_keys) = (modes.contains(&IdentityMode::Jwt), modes.contains(&IdentityMode::ApiKey));
-    if api_keys && args.jwt.api_keys_file.is_none() {
-        bail!("--identity api-key needs --api-keys-file (make keys with `zava-mcp api-key`)");
-    }
-    let tokens = jwt || api_keys;
-    if !args.http.ip().is_loopback() && !tokens {
-        if !args.allow_remote_header_identity {
+/// What `serve`'s flags decide before anything starts, checked together (also by `config check`).
+pub(super) struct ServePlan {
+    pub http: HttpSettings,
+    /// Bearer tokens are verified (`--identity jwt`).
+    pub jwt: bool,
+    /// Callers bring a token or an API key (not a trusted header).
+    pub tokens: bool,
+}
+
+impl ServePlan {
+    pub fn of(args: &ServeArgs) -> Result<ServePlan> {
+        let http = HttpSettings {
+            addr: args.http,
+            allowed_hosts: args.allowed_hosts.clone(),
+            allowed_origins: args.allowed_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
+            max_body_bytes: args.max_body_bytes as usize,
+            metrics: args.metrics,
+            drain_timeout: std::time::Duration::from_secs(args.drain_timeout_secs),
+            cors_origins: args.cors_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
+            ..HttpSettings::default()
+        };
+        let modes: std::collections::BTreeSet<IdentityMode> = args.identity.iter().copied().collect();
+        if modes.contains(&IdentityMode::Header) && modes.len() > 1 {
             bail!(
-                "refusing to serve header identities on {}: anyone who can reach it could claim any store. Listen on \
-                 127.0.0.1, use --identity jwt, or pass --allow-remote-header-identity if a proxy in front sets \
-                 x-rls-user-id itself",
-                args.http
+                "--identity header cannot be combined with jwt or api-key: anyone could skip the token by sending \
+                 the header"
             );
         }
-        tracing::warn!(addr = %args.http, "serving trusted x-rls-user-id headers on a non-loopback address");
+        let (jwt, api_keys) = (modes.contains(&IdentityMode::Jwt), modes.contains(&IdentityMode::ApiKey));
+        if api_keys && args.jwt.api_keys_file.is_none() {
+            bail!("--identity api-key needs --api-keys-file (make keys with `zava-mcp api-key`)");
+        }
+        let tokens = jwt || api_keys;
+        if !args.http.ip().is_loopback() && !tokens {
+            if !args.allow_remote_header_identity {
+                bail!(
+                    "refusing to serve header identities on {}: anyone who can reach it could claim any store. \
+                     Listen on 127.0.0.1, use --identity jwt, or pass --allow-remote-header-identity if a proxy \
+                     in front sets x-rls-user-id itself",
+                    args.http
+                );
+            }
+            tracing::warn!(addr = %args.http, "serving trusted x-rls-user-id headers on a non-loopback address");
+        }
+        if tokens {
+            args.jwt.resource(args.http)?;
+            args.jwt.tool_scopes()?;
+        }
+        if jwt {
+            args.jwt.settings()?;
+        }
+        Ok(ServePlan { http, jwt, tokens })
     }
+}
+
+pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> {
+    let ServePlan { http, jwt, tokens } = ServePlan::of(&args)?;
     let embedder = embedder(&args.embedding).await?;
     with_db(settings, async |db| {
         if let Some(report) = db.ensure_ready(&embedder, true).await? {

@@ -9,6 +9,7 @@ mod cancel_race;
 mod cli;
 mod clients;
 mod cluster;
+mod config;
 mod corpus;
 mod decode;
 mod drain;

@@ -3,11 +3,13 @@
 //! Settings come from command-line flags, then environment variables, then defaults. The origin's variables
 //! (`POSTGRES_DB_HOST`, `POSTGRES_DB_PORT`, `POSTGRES_DB`, `POSTGRES_USER`, `POSTGRES_PASSWORD`,
 //! `POSTGRES_APPLICATION_NAME`) are accepted as well as `DATABASE_URL`. Bad values are refused with a message
-//! naming the variable.
+//! naming the variable. Each of them may be given as a file instead (`POSTGRES_PASSWORD_FILE`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+
+use super::environment::value as env;
 
 use crate::db::endpoint::Endpoint;
 use crate::db::roles::DATABASE;
@@ -32,11 +34,6 @@ pub struct DbSettings {
     pub context_key: Option<String>,
 }
 
-/// Reads a variable; an empty value counts as unset.
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 impl DbSettings {
     /// Resolves the settings from flags (already merged with their env vars by clap) and the origin's variables.
     pub fn resolve(data_dir: PathBuf, database_url: Option<String>, admin_url: Option<String>) -> Result<Self> {
@@ -58,16 +55,16 @@ impl DbSettings {
             }
             (None, None) => DatabaseSource::Managed,
         };
-        Ok(Self { data_dir, source, context_key: env("ZAVA_CONTEXT_KEY") })
+        Ok(Self { data_dir, source, context_key: env("ZAVA_CONTEXT_KEY")? })
     }
 }
 
 /// The origin's `POSTGRES_*` variables, when `POSTGRES_DB_HOST` is set.
 fn origin_endpoint() -> Result<Option<Endpoint>> {
-    let Some(host) = env("POSTGRES_DB_HOST") else {
+    let Some(host) = env("POSTGRES_DB_HOST")? else {
         return Ok(None);
     };
-    let port = match env("POSTGRES_DB_PORT") {
+    let port = match env("POSTGRES_DB_PORT")? {
         Some(p) => match p.trim().parse::<u16>() {
             Ok(port) if port > 0 => port,
             _ => bail!("POSTGRES_DB_PORT must be a port number (1-65535), not `{p}`"),
@@ -77,10 +74,10 @@ fn origin_endpoint() -> Result<Option<Endpoint>> {
     Ok(Some(Endpoint {
         host,
         port,
-        dbname: env("POSTGRES_DB").unwrap_or_else(|| DATABASE.into()),
-        user: env("POSTGRES_USER").unwrap_or_else(|| crate::db::roles::QUERY.into()),
-        password: env("POSTGRES_PASSWORD"),
-        application_name: env("POSTGRES_APPLICATION_NAME").unwrap_or_else(|| "zava-mcp".into()),
+        dbname: env("POSTGRES_DB")?.unwrap_or_else(|| DATABASE.into()),
+        user: env("POSTGRES_USER")?.unwrap_or_else(|| crate::db::roles::QUERY.into()),
+        password: env("POSTGRES_PASSWORD")?,
+        application_name: env("POSTGRES_APPLICATION_NAME")?.unwrap_or_else(|| "zava-mcp".into()),
         options: None,
     }))
 }
