@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # setup.sh — install what zava-mcp needs on a Debian bookworm machine.
 #
-# Usage: scripts/setup.sh [component ...]
+# Usage: scripts/setup.sh [--only] [component ...]
 #
 # The default components are always ensured; arguments name extra
 # components (see DEFAULT_COMPONENTS and the ensure_* functions below).
+# With --only, just the named ones (the container build uses
+# `--only embedding_model`).
 # To add a component "foo", write a function `ensure_foo` that returns
 # quickly when foo is already present and installs it otherwise; it then
 # becomes available as `scripts/setup.sh foo` (or add it to
@@ -275,6 +277,58 @@ ensure_prometheus() {
     done
 }
 
+# Rootful podman with buildah, runc, catatonit (`podman run --init`) and debootstrap, for
+# scripts/container-test.sh and container-build.sh (which make their base image with debootstrap, since no image
+# registry may be reachable). Present means: the four commands and catatonit are there.
+ensure_podman() {
+    local missing=() cmd
+    for cmd in podman buildah runc debootstrap; do
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+    done
+    [[ -x /usr/libexec/podman/catatonit ]] || missing+=(catatonit)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    say "installing ${missing[*]} (first run only)..."
+    apt_install "${missing[@]}"
+}
+
+# The container base image, debian:bookworm-slim, made locally when podman does not have it: debootstrap's
+# minbase of bookworm from the machine's own Debian mirror, with the machine's apt sources and without apt's
+# lists and caches, imported as ${CONTAINER_BASE_IMAGE} and tagged with the registry's name too, so that
+# `FROM debian:bookworm-slim` resolves to it under `podman build --pull=never` (no image registry needs to
+# be reachable). Present means: podman has the image.
+CONTAINER_BASE_IMAGE=localhost/debian:bookworm-slim
+CONTAINER_BASE_ALIAS=docker.io/library/debian:bookworm-slim
+
+ensure_container_base() {
+    ensure_podman
+    if podman image exists "$CONTAINER_BASE_IMAGE"; then
+        podman image exists "$CONTAINER_BASE_ALIAS" || podman tag "$CONTAINER_BASE_IMAGE" "$CONTAINER_BASE_ALIAS"
+        return 0
+    fi
+    need_root
+    local mirror rootfs
+    mirror="$(debian_mirror)"
+    say "making the container image ${CONTAINER_BASE_IMAGE} with debootstrap from ${mirror} (first run only, about a minute)..."
+    rootfs="$(mktemp -d "${TMPDIR:-/tmp}/zava-rootfs.XXXXXX")"
+    # shellcheck disable=SC2064
+    trap "as_root rm -rf '${rootfs}'" EXIT
+    run_logged as_root debootstrap --variant=minbase bookworm "$rootfs" "$mirror" \
+        || die "debootstrap of bookworm from ${mirror} failed (see ${LOG_FILE})"
+    if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
+        as_root cp /etc/apt/sources.list.d/*.sources "${rootfs}/etc/apt/sources.list.d/"
+        as_root rm -f "${rootfs}/etc/apt/sources.list"
+    elif [[ -r /etc/apt/sources.list ]]; then
+        as_root cp /etc/apt/sources.list "${rootfs}/etc/apt/sources.list"
+    fi
+    as_root sh -c "rm -rf '${rootfs}'/var/lib/apt/lists/* '${rootfs}'/var/cache/apt/* '${rootfs}'/var/log/*.log"
+    run_logged sh -c "tar -C '${rootfs}' --numeric-owner -c . | podman import --change 'CMD [\"bash\"]' - '${CONTAINER_BASE_IMAGE}'" \
+        || die "podman import of the bookworm root file system failed (see ${LOG_FILE})"
+    podman tag "$CONTAINER_BASE_IMAGE" "$CONTAINER_BASE_ALIAS"
+    as_root rm -rf "$rootfs"
+    trap - EXIT
+    say "container image ${CONTAINER_BASE_IMAGE} made ($(podman image inspect --format '{{.Size}}' "$CONTAINER_BASE_IMAGE" | awk '{printf "%d MB", $1/1e6}'))"
+}
+
 # pgvector for PostgreSQL 15, built from Debian trixie's source package.
 ensure_pgvector() {
     if [[ -f ${PG_EXT_DIR}/vector.control && -f ${PG_LIB_DIR}/vector.so ]]; then
@@ -507,17 +561,21 @@ with zipfile.ZipFile(wheel) as z:
 # ------------------------------------------------------------------- main
 
 main() {
-    local comps=("${DEFAULT_COMPONENTS[@]}") c
+    local comps=("${DEFAULT_COMPONENTS[@]}") named=() only=0 c
     for c in "$@"; do
         case $c in
             -h|--help)
-                sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+                sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
                 exit 0 ;;
+            --only)
+                only=1
+                continue ;;
         esac
         declare -F "ensure_${c}" >/dev/null \
             || die "unknown component '${c}' (known: $(declare -F | sed -n 's/^declare -f ensure_//p' | tr '\n' ' '))"
-        comps+=("$c")
+        named+=("$c")
     done
+    if [[ $only -eq 1 ]]; then comps=("${named[@]}"); else comps+=("${named[@]}"); fi
     local done_list=" "
     for c in "${comps[@]}"; do
         [[ $done_list == *" $c "* ]] && continue
