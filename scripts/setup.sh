@@ -129,6 +129,19 @@ apt_install() {
         || die "apt-get install $* failed"
 }
 
+# A Python venv $1 (made if missing, with python3-venv installed first if need be) with the package spec $2.
+venv_install() {
+    local venv=$1 spec=$2
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        say "installing python3-venv (first run only)..."
+        apt_install python3 python3-venv
+    fi
+    say "installing Python ${spec} into ${venv} (first run only)..."
+    mkdir -p "$(dirname "$venv")"
+    run_logged python3 -m venv "$venv" || die "creating the Python venv ${venv} failed"
+    run_logged "${venv}/bin/python" -m pip install --quiet "$spec" || die "pip install ${spec} failed"
+}
+
 # Status (online/down) of cluster $1/$2 per pg_lsclusters; empty if absent.
 cluster_status() {
     command -v pg_lsclusters >/dev/null 2>&1 || return 0
@@ -291,6 +304,19 @@ ensure_podman() {
     apt_install "${missing[@]}"
 }
 
+# podman-compose from PyPI in a venv of its own (Debian's 1.0.3 ignores `name:` and leaves networks behind), for
+# checking deploy/compose.yaml (scripts/container-test.sh) and running it. Present means: that exact version.
+PODMAN_COMPOSE_VERSION=1.6.0
+PODMAN_COMPOSE_VENV="${CACHE_DIR}/podman-compose"
+
+ensure_podman_compose() {
+    ensure_podman
+    if compgen -G "${PODMAN_COMPOSE_VENV}/lib/python3*/site-packages/podman_compose-${PODMAN_COMPOSE_VERSION}.dist-info" >/dev/null; then
+        return 0
+    fi
+    venv_install "$PODMAN_COMPOSE_VENV" "podman-compose==${PODMAN_COMPOSE_VERSION}"
+}
+
 # The container base image, debian:bookworm-slim, made locally when podman does not have it: debootstrap's
 # minbase of bookworm from the machine's own Debian mirror, with the machine's apt sources and without apt's
 # lists and caches, imported as ${CONTAINER_BASE_IMAGE} and tagged with the registry's name too, so that
@@ -438,15 +464,7 @@ ensure_mcp_clients() {
     local venv="${CLIENTS_DIR}/venv" node_dir="${CLIENTS_DIR}/node"
     if [[ ! -x ${venv}/bin/python ]] \
         || ! compgen -G "${venv}/lib/python3*/site-packages/mcp-${PY_MCP_VERSION}.dist-info" >/dev/null; then
-        if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-            say "installing python3-venv (first run only)..."
-            apt_install python3 python3-venv
-        fi
-        say "installing Python mcp==${PY_MCP_VERSION} into ${venv} (first run only)..."
-        mkdir -p "$CLIENTS_DIR"
-        run_logged python3 -m venv "$venv" || die "creating the Python venv ${venv} failed"
-        run_logged "${venv}/bin/python" -m pip install --quiet "mcp==${PY_MCP_VERSION}" \
-            || die "pip install mcp==${PY_MCP_VERSION} failed"
+        venv_install "$venv" "mcp==${PY_MCP_VERSION}"
     fi
 
     local spec name version missing=()
