@@ -2,7 +2,8 @@
 # Runs every check and test zava-mcp has, installing what is missing first.
 #
 #   scripts/test.sh            formatting, lints, dependency policy (cargo-deny), unit and integration tests
-#                              (real PostgreSQL + pgvector, Redis, Prometheus, MCP clients) with line coverage
+#                              (real PostgreSQL + pgvector, Redis, Prometheus, MCP clients) with line coverage,
+#                              then the container image (scripts/container-test.sh, podman)
 #
 # The integration tests start their own throwaway PostgreSQL clusters from the machine's PostgreSQL 15
 # binaries, on free loopback ports, and delete them when they finish. The tests run once, instrumented
@@ -30,3 +31,5 @@ stage "cargo deny" scripts/deny.sh
 stage "cargo test (instrumented)" cargo llvm-cov --locked --no-report
 stage "coverage (floor ${floor}% of lines)" \
     cargo llvm-cov report --summary-only --fail-under-lines "$floor"
+# The container image, made from the binary the tests just built (runtime-prebuilt target), run for real.
+stage "container" scripts/container-test.sh --binary target/llvm-cov-target/debug/zava-mcp
