@@ -39,7 +39,7 @@ WORKDIR /src
 COPY scripts/setup.sh scripts/setup.sh
 RUN XDG_CACHE_HOME=/cache CI=true scripts/setup.sh --only embedding_model
 COPY . .
-ARG SOURCE_DATE_EPOCH
+ARG SOURCE_DATE_EPOCH=
 RUN --mount=type=cache,id=zava-mcp-cargo-registry,target=/usr/local/cargo/registry \
     cargo build --locked --profile dist --bin zava-mcp \
  && mkdir -p /out/models \
