@@ -1,7 +1,7 @@
 //! The `zava-mcp` binary: parse the command line, set up logging, run. Nothing else lives here.
 
-use tracing_subscriber::EnvFilter;
 use zava_mcp::config::{Layers, LoadError};
+use zava_mcp::telemetry::subscriber::Telemetry;
 
 fn main() -> std::process::ExitCode {
     // SAFETY: nothing else runs yet; the runtime and its threads start below.
@@ -30,31 +30,20 @@ async fn run() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let cli = &layers.cli;
-    // Migration and driver chatter (NOTICEs such as "already exists, skipping") is noise for a person. rmcp's debug
-    // lines carry every request and response in full (other stores' rows, customers' emails), so rmcp never logs
-    // below info, whatever the filter asks.
-    let directives = format!("{},refinery=warn,refinery_core=warn,tokio_postgres=warn,rmcp=info", cli.global.log);
-    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
-    // A closed stderr (the reader went away) must never take a request or the shutdown down with it:
-    // failed log writes are dropped instead of reported (reporting them would panic on the same stderr).
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .log_internal_errors(false);
-    match cli.global.log_format.resolved() {
-        // One object per line; the fields of the spans around an event (a tool call's request id, tool and
-        // tenant) are on it too.
-        zava_mcp::cli::LogFormat::Json => {
-            fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).init()
+    let global = &layers.cli.global;
+    let telemetry = match Telemetry::install(&global.log, global.log_format, &global.traces()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
         }
-        _ => fmt.init(),
-    }
+    };
     for warning in &layers.warnings {
         tracing::warn!("{warning}");
     }
-    match zava_mcp::cli::run(layers).await {
+    let result = zava_mcp::cli::run(layers).await;
+    telemetry.shutdown().await;
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -82,27 +82,32 @@ pub struct GlobalArgs {
     /// text when standard error is a terminal, JSON otherwise.
     #[arg(long, global = true, env = "ZAVA_LOG_FORMAT", value_enum, default_value = "auto")]
     pub log_format: LogFormat,
+    /// Send traces to this OpenTelemetry collector over OTLP (e.g. http://127.0.0.1:4318 for HTTP/protobuf, which
+    /// adds /v1/traces, or http://127.0.0.1:4317 for gRPC). Off when unset. A tool call continues the trace of a
+    /// `traceparent` in the request's `_meta` or HTTP headers. OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
+    /// OTEL_TRACES_SAMPLER and OTEL_BSP_* are honoured.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// The full URL for traces, used as is (instead of the endpoint's /v1/traces).
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", value_name = "URL")]
+    pub otlp_traces_endpoint: Option<String>,
+    /// How traces travel: `http/protobuf` (the OpenTelemetry default) or `grpc`.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum, default_value = "http/protobuf")]
+    pub otlp_protocol: crate::telemetry::traces::OtlpProtocol,
 }
 
-/// How log lines are written (`--log-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Auto,
-    Text,
-    Json,
-}
-
-impl LogFormat {
-    /// `auto` decided for the standard error this process has.
-    pub fn resolved(self) -> LogFormat {
-        use std::io::IsTerminal;
-        match self {
-            LogFormat::Auto if std::io::stderr().is_terminal() => LogFormat::Text,
-            LogFormat::Auto => LogFormat::Json,
-            other => other,
+impl GlobalArgs {
+    /// Where traces go, if anywhere.
+    pub fn traces(&self) -> crate::telemetry::traces::TraceSettings {
+        crate::telemetry::traces::TraceSettings {
+            endpoint: self.otlp_endpoint.clone(),
+            traces_endpoint: self.otlp_traces_endpoint.clone(),
+            protocol: self.otlp_protocol,
         }
     }
 }
+
+pub use crate::telemetry::subscriber::LogFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

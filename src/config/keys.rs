@@ -130,6 +130,9 @@ keys! {
         "log" => "log", "ZAVA_LOG";
         "log_format" => "log_format", "ZAVA_LOG_FORMAT";
         "metrics" => "metrics", "ZAVA_METRICS";
+        "otlp_endpoint" => "otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT";
+        "otlp_traces_endpoint" => "otlp_traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+        "otlp_protocol" => "otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL";
     }
     "embed_server" {
         "listen" => "embed_server_listen", "ZAVA_EMBED_SERVER_LISTEN";

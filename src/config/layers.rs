@@ -24,6 +24,9 @@ pub(crate) const OTHER_VARIABLES: &[&str] = &[
     "ZAVA_CONFIG",
     "ZAVA_CONTEXT_KEY",
     "ZAVA_PG_BIN",
+    // Read by build.rs when zava-mcp is built (cargo also sets them for the tests it runs).
+    "ZAVA_GIT_REVISION",
+    "ZAVA_BUILD_DATE",
     "POSTGRES_DB_HOST",
     "POSTGRES_DB_PORT",
     "POSTGRES_DB",
@@ -171,8 +174,12 @@ fn unknown_variables(known: &BTreeSet<String>) -> Vec<String> {
         if !name.starts_with("ZAVA_") || known_name(name) {
             continue;
         }
+        // Compared without the prefix every candidate shares, which would make anything look close.
         let candidates = known.iter().map(String::as_str).chain(OTHER_VARIABLES.iter().copied());
-        let hint = keys::nearest(name, candidates).map(|n| format!(" (did you mean {n}?)")).unwrap_or_default();
+        let candidates = candidates.filter_map(|c| c.strip_prefix("ZAVA_"));
+        let hint = keys::nearest(&name["ZAVA_".len()..], candidates)
+            .map(|n| format!(" (did you mean ZAVA_{n}?)"))
+            .unwrap_or_default();
         warnings.push(format!("environment variable {name} is not a zava-mcp setting and is ignored{hint}"));
     }
     warnings

@@ -26,6 +26,7 @@ use std::time::Duration;
 use deadpool_postgres::{ClientWrapper, Object, Pool};
 use tokio_postgres::Transaction;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::CancelTarget;
 use super::context::{self, SignedContext};
@@ -63,24 +64,42 @@ impl Connections {
         ctx: &SignedContext,
         timeout: Duration,
         cancel: &CancellationToken,
+        summary: &str,
         prepare: impl AsyncFnOnce(&ClientWrapper) -> Result<S, tokio_postgres::Error>,
         work: impl AsyncFnOnce(&Transaction<'_>, S) -> Result<T, QueryError>,
     ) -> Result<T, QueryError> {
         // First one of the tenant's own slots, then a connection: a tenant at its share waits for itself only.
-        let _slot = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(QueryError::Cancelled),
-            s = self.slots.acquire(ctx.tenant_scope()) => s.ok_or(QueryError::TenantBusy { share: self.share.per_tenant })?,
+        let acquired = async {
+            let slot = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(QueryError::Cancelled),
+                s = self.slots.acquire(ctx.tenant_scope()) => s.ok_or(QueryError::TenantBusy { share: self.share.per_tenant })?,
+            };
+            let waiting = std::time::Instant::now();
+            let client = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(QueryError::Cancelled),
+                c = self.pool.get() => c?,
+            };
+            crate::telemetry::series::pool_wait(waiting.elapsed());
+            Ok((slot, client))
         };
-        let waiting = std::time::Instant::now();
-        let client = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(QueryError::Cancelled),
-            c = self.pool.get() => c?,
-        };
-        crate::telemetry::series::pool_wait(waiting.elapsed());
+        let (_slot, client) = acquired.instrument(tracing::info_span!("pool.wait")).await?;
         let mut call = InFlight { client: Some(client), cancel_to: self.cancel_to.clone() };
         let finished = {
+            // The database span, after the OpenTelemetry conventions for database calls: named by its summary
+            // (operation and tables), never by the SQL's text or literals.
+            let span = tracing::info_span!(
+                "db",
+                otel.name = summary,
+                otel.kind = "client",
+                db.system = "postgresql",
+                db.system.name = "postgresql",
+                db.namespace = crate::db::roles::DATABASE,
+                db.query.summary = summary,
+                db.query.fingerprint = tracing::field::Empty,
+                db.response.returned_rows = tracing::field::Empty,
+            );
             let work = async {
                 let client = call.client();
                 let prepared = prepare(client).await.map_err(|e| QueryError::from_pg(e, timeout))?;
@@ -90,7 +109,8 @@ impl Connections {
                 })?;
                 work(&tx, prepared).await
                 // Dropping `tx` queues its ROLLBACK; `session::release` waits for it.
-            };
+            }
+            .instrument(span);
             tokio::select! {
                 r = work => Some(r),
                 _ = cancel.cancelled() => None,

@@ -157,10 +157,13 @@ pub async fn run(
     limits: Limits,
     cancel: &CancellationToken,
 ) -> Result<QueryOutput, QueryError> {
+    // The summary costs a parse: only worth it when traces are exported.
+    let summary = if crate::telemetry::traces::exporting() { sql.summary() } else { "SELECT".to_owned() };
     db.in_tenant_tx(
         ctx,
         limits.statement_timeout,
         cancel,
+        &summary,
         async |_| Ok(()),
         async |tx, ()| fetch(tx, sql, limits).await,
     )
@@ -175,6 +178,11 @@ async fn fetch(
     sql: &ReadOnlySql,
     limits: Limits,
 ) -> Result<QueryOutput, QueryError> {
+    if crate::telemetry::traces::exporting()
+        && let Some(fingerprint) = sql.fingerprint()
+    {
+        tracing::Span::current().record("db.query.fingerprint", fingerprint);
+    }
     let t = limits.statement_timeout;
     let pg = |e| QueryError::from_pg(e, t);
     let stmt = tx.prepare(sql.as_str()).await.map_err(pg)?;
@@ -199,5 +207,6 @@ async fn fetch(
         bytes += size;
         rows.push(values);
     }
+    tracing::Span::current().record("db.response.returned_rows", rows.len());
     Ok(QueryOutput { columns, rows, truncated })
 }

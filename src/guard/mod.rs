@@ -88,6 +88,28 @@ impl ReadOnlySql {
         on_guard_thread(|| Ok(pg_query::fingerprint(&self.sql, 0, full).ok().map(|f| f.hex))).ok().flatten()
     }
 
+    /// A low-cardinality name for what the statement does, for traces (`db.query.summary`): its operation and
+    /// the tables it reads, sorted, e.g. `SELECT retail.orders retail.stores`; never a literal.
+    pub fn summary(&self) -> String {
+        let operation = if self.explain { "EXPLAIN" } else { "SELECT" };
+        let tables = on_guard_thread(|| {
+            let mut tables: Vec<String> = pg_query::parse(&self.sql, pg_query::ParserOptions::DEFAULT)
+                .map(|p| p.tables())
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            tables.sort();
+            tables.dedup();
+            Ok(tables)
+        })
+        .unwrap_or_default();
+        match tables.as_slice() {
+            [] => operation.to_owned(),
+            t if t.len() > 6 => format!("{operation} {} +{}", t[..6].join(" "), t.len() - 6),
+            t => format!("{operation} {}", t.join(" ")),
+        }
+    }
+
     /// Whether the statement is an `EXPLAIN` (of a SELECT, without ANALYZE): its result is a plan, not data.
     pub fn is_explain(&self) -> bool {
         self.explain

@@ -6,6 +6,7 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use serde_json::Map;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::output;
 use super::record::CallNote;
@@ -108,7 +109,9 @@ impl ZavaServer {
             Ok(entered) => entered,
             Err(refused) => return refused,
         };
-        let sql = match ReadOnlySql::parse(&args.postgresql_query, &self.app.functions) {
+        let checked =
+            tracing::info_span!("guard").in_scope(|| ReadOnlySql::parse(&args.postgresql_query, &self.app.functions));
+        let sql = match checked {
             Ok(sql) => sql,
             Err(e) => {
                 note.refused(&format!("guard:{}", e.code()));
@@ -147,7 +150,7 @@ impl ZavaServer {
     ) -> Result<CallToolResult, query::QueryError> {
         let embedding = match request.mode {
             SearchMode::Keyword => None,
-            _ => match self.app.embeddings.embed(&request.text).await {
+            _ => match self.app.embeddings.embed(&request.text).instrument(tracing::info_span!("embedding")).await {
                 Ok(v) => Some(v.as_ref().clone()),
                 Err(e) => {
                     let cause = EmbedError::from_anyhow(&e);
@@ -161,9 +164,16 @@ impl ZavaServer {
         let hits = self
             .app
             .db
-            .in_tenant_tx(&self.app.sign(access), timeout, cancel, SearchStatement::prepare_cached, async |tx, s| {
-                search::search(tx, &s, request, embedding).await.map_err(|e| query::QueryError::from_pg(e, timeout))
-            })
+            .in_tenant_tx(
+                &self.app.sign(access),
+                timeout,
+                cancel,
+                "SELECT retail.products",
+                SearchStatement::prepare_cached,
+                async |tx, s| {
+                    search::search(tx, &s, request, embedding).await.map_err(|e| query::QueryError::from_pg(e, timeout))
+                },
+            )
             .await?;
         note.rows = Some(hits.len());
         Ok(output::search_result(&hits, request.threshold_percent))
@@ -179,7 +189,14 @@ impl ZavaServer {
         let timeout = self.app.settings.limits.statement_timeout;
         self.app
             .db
-            .in_tenant_tx(&self.app.sign(access), timeout, cancel, async |_| Ok(()), async |tx, ()| work(tx).await)
+            .in_tenant_tx(
+                &self.app.sign(access),
+                timeout,
+                cancel,
+                "SELECT pg_catalog",
+                async |_| Ok(()),
+                async |tx, ()| work(tx).await,
+            )
             .await
     }
 }

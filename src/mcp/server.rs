@@ -131,10 +131,22 @@ impl ZavaServer {
     }
 }
 
-/// The span around one tool call: every log line inside it carries the JSON-RPC request id, the tool and (once
-/// resolved) the tenant's label.
+/// The span around one tool call: every log line inside it carries the JSON-RPC request id, the trace id, the
+/// tool and (once resolved) the tenant's label. Exported as a trace, it is the server span `tools/call TOOL`,
+/// continuing the caller's trace when the request carries `traceparent` (in `_meta`, else in its HTTP headers).
 fn call_span(tool: &'static str, ctx: &RequestContext<RoleServer>) -> tracing::Span {
-    tracing::info_span!("call", request_id = %ctx.id, tool, tenant = tracing::field::Empty)
+    let span = tracing::info_span!(
+        "call",
+        otel.name = format!("tools/call {tool}"),
+        otel.kind = "server",
+        request_id = %ctx.id,
+        trace_id = tracing::field::Empty,
+        tool,
+        tenant = tracing::field::Empty,
+    );
+    let headers = ctx.extensions.get::<http::request::Parts>().map(|p| &p.headers);
+    crate::telemetry::traces::adopt(&span, crate::telemetry::traces::parent(&ctx.meta, headers));
+    span
 }
 
 impl ZavaServer {

@@ -28,3 +28,4 @@ mod seed;
 mod server;
 mod stdio;
 mod supervise;
+mod traces;
