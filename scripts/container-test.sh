@@ -272,6 +272,18 @@ pm healthcheck run "$CONTAINER" >/dev/null || fail "podman healthcheck run repor
 [[ $(podman inspect --format '{{.State.Health.Status}}' "$CONTAINER" 2>/dev/null) == healthy ]] \
     || fail "the container's health status is not healthy"
 
+step "container: db backup with only the client tools in the image"
+superuser_pw="$(sed -n 's/^superuser_password *= *"\(.*\)"$/\1/p' "${db_dir}/secrets.toml")"
+db_port="$(python3 -c 'import sys, urllib.parse; print(urllib.parse.urlparse(sys.argv[1]).port)' "$query_url")"
+admin_url="postgresql://postgres:${superuser_pw}@127.0.0.1:${db_port}/postgres"
+backup="$(pm exec -e "ZAVA_ADMIN_DATABASE_URL=${admin_url}" "$CONTAINER" zava-mcp db backup --output /tmp/backups)" \
+    || fail "db backup inside the container failed"
+backup="$(tail -n 1 <<<"$backup")"
+[[ $backup == /tmp/backups/zava-*.dump ]] || fail "db backup printed ${backup:0:200}, not a backup file"
+pm exec "$CONTAINER" sh -c "test -s '${backup}' && test -s '${backup}.sha256'" \
+    || fail "the backup or its checksum is missing or empty inside the container"
+say "backup written and verified inside the container: ${backup}"
+
 step "container: SIGTERM"
 stop_cleanly "$CONTAINER"
 pm rm "$CONTAINER" >/dev/null

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use super::cluster::binaries::{Binaries, run};
+use super::cluster::binaries::{ClientTools, run};
 use super::endpoint::Endpoint;
 
 /// A backup file that passed its checks.
@@ -44,8 +44,8 @@ pub fn backup(db: &Endpoint, dir: &Path) -> Result<Backup> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let path = dir.join(format!("{PREFIX}{stamp}{SUFFIX}"));
     let partial = dir.join(format!(".{PREFIX}{stamp}{SUFFIX}.partial"));
-    let bins = Binaries::locate()?;
-    let mut cmd = connect(bins.client("pg_dump"), db);
+    let bins = ClientTools::locate()?;
+    let mut cmd = connect(bins.command("pg_dump"), db);
     cmd.args(["--format=custom", "--no-password", "--file"]).arg(&partial);
     if let Err(e) = run(cmd, "pg_dump") {
         let _ = std::fs::remove_file(&partial);
@@ -92,7 +92,7 @@ pub fn verify(path: &Path) -> Result<Backup> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", sums.display())),
     }
-    let tables = list(&Binaries::locate()?, path)?;
+    let tables = list(&ClientTools::locate()?, path)?;
     let bytes = std::fs::metadata(path)?.len();
     Ok(Backup { path: path.to_owned(), sha256, bytes, tables })
 }
@@ -102,8 +102,8 @@ pub fn verify(path: &Path) -> Result<Backup> {
 /// Extensions, and `kept_schemas` (where extensions live), are left as they are (`db init` made them):
 /// recreating pgvector would give its types new OIDs under every connection that already knows the old ones.
 pub fn restore(db: &Endpoint, backup: &Backup, kept_schemas: &[String]) -> Result<()> {
-    let bins = Binaries::locate()?;
-    let mut cmd = bins.client("pg_restore");
+    let bins = ClientTools::locate()?;
+    let mut cmd = bins.command("pg_restore");
     cmd.arg("--list").arg(&backup.path);
     let toc = run(cmd, "pg_restore --list")?;
     let kept: String = toc
@@ -118,7 +118,7 @@ pub fn restore(db: &Endpoint, backup: &Backup, kept_schemas: &[String]) -> Resul
         .collect();
     let list = tempfile::NamedTempFile::new().context("cannot write the restore list")?;
     std::fs::write(list.path(), kept)?;
-    let mut cmd = connect(bins.client("pg_restore"), db);
+    let mut cmd = connect(bins.command("pg_restore"), db);
     cmd.args(["--clean", "--if-exists", "--single-transaction", "--exit-on-error", "--no-password", "--use-list"]);
     cmd.arg(list.path()).arg(&backup.path);
     run(cmd, "pg_restore").map(|_| ())
@@ -229,8 +229,8 @@ fn connect(mut cmd: std::process::Command, db: &Endpoint) -> std::process::Comma
 }
 
 /// How many table-data entries the backup's table of contents holds; an error if `pg_restore` cannot read it.
-fn list(bins: &Binaries, path: &Path) -> Result<usize> {
-    let mut cmd = bins.client("pg_restore");
+fn list(bins: &ClientTools, path: &Path) -> Result<usize> {
+    let mut cmd = bins.command("pg_restore");
     cmd.arg("--list").arg(path);
     let toc = run(cmd, "pg_restore --list").with_context(|| format!("{} is not a readable backup", path.display()))?;
     let tables = toc.lines().filter(|l| !l.starts_with(';') && l.contains(" TABLE DATA ")).count();

@@ -1,4 +1,5 @@
-//! Running PostgreSQL's own programs (`initdb`, `pg_ctl`) as the right operating-system user.
+//! Running PostgreSQL's own programs: the server's (`initdb`, `pg_ctl`) as the right operating-system user, and
+//! the client tools (`pg_dump`, `pg_restore`) as this process, which need no server installed beside them.
 //!
 //! `initdb` and `postgres` refuse to run as root. When zava-mcp runs as root it hands the cluster's
 //! directories to the `postgres` system user and runs the programs through `runuser`; otherwise it runs them
@@ -18,14 +19,48 @@ pub struct Binaries {
     run_as: Option<nix::unistd::User>,
 }
 
-impl Binaries {
-    /// Finds the PostgreSQL 15 binaries (`ZAVA_PG_BIN` overrides the search).
+/// The directories to look in: `ZAVA_PG_BIN`, or where Debian installs PostgreSQL 15.
+fn candidates() -> Vec<PathBuf> {
+    match std::env::var_os("ZAVA_PG_BIN") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect(),
+    }
+}
+
+/// PostgreSQL's client programs alone (`pg_dump`, `pg_restore`): what backups and restores need, of the managed
+/// cluster or of an external server, where no server binaries may be installed (the container image).
+#[derive(Debug, Clone)]
+pub struct ClientTools {
+    dir: PathBuf,
+}
+
+impl ClientTools {
     pub fn locate() -> Result<Self> {
-        let candidates: Vec<PathBuf> = match std::env::var_os("ZAVA_PG_BIN") {
-            Some(dir) => vec![PathBuf::from(dir)],
-            None => DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect(),
-        };
-        let dir = candidates.into_iter().find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file()).context(
+        let found = candidates().into_iter().find(|d| d.join("pg_dump").is_file() && d.join("pg_restore").is_file());
+        let dir = found.context(
+            "PostgreSQL 15 client programs (pg_dump, pg_restore) were not found in /usr/lib/postgresql/15/bin. \
+             Install postgresql-client-15 (scripts/setup.sh does), or point ZAVA_PG_BIN at the directory that \
+             holds them.",
+        )?;
+        Ok(Self { dir })
+    }
+
+    /// A command for one of the client programs, run as this process's own user (they connect over the network
+    /// and write files the caller must own), with no libpq variables of the caller's environment.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.dir.join(program));
+        cmd.env("LC_ALL", "C");
+        for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE", "PGOPTIONS"] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+}
+
+impl Binaries {
+    /// Finds the PostgreSQL 15 server binaries (`ZAVA_PG_BIN` overrides the search).
+    pub fn locate() -> Result<Self> {
+        let dir = candidates().into_iter().find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file()).context(
             "PostgreSQL 15 server binaries (initdb, pg_ctl) were not found in /usr/lib/postgresql/15/bin. \
              Run `scripts/setup.sh` to install them, or point ZAVA_PG_BIN at the directory that holds them.",
         )?;
@@ -53,17 +88,6 @@ impl Binaries {
             None => Command::new(path),
         };
         cmd.env("LC_ALL", "C").env_remove("PGDATA").env_remove("PGPORT").env_remove("PGHOST");
-        cmd
-    }
-
-    /// A command for one of PostgreSQL's client programs (`pg_dump`, `pg_restore`), run as this process's own
-    /// user: they connect over the network and write files the caller must own.
-    pub fn client(&self, program: &str) -> Command {
-        let mut cmd = Command::new(self.dir.join(program));
-        cmd.env("LC_ALL", "C");
-        for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE", "PGOPTIONS"] {
-            cmd.env_remove(var);
-        }
         cmd
     }
 
