@@ -151,9 +151,13 @@ fn variables(cmd: &Command) -> BTreeSet<String> {
 }
 
 /// The tree with the given defaults, keyed by argument id and variable.
+/// A variable set to nothing counts as unset (as `NAME=` in a compose file or a shell means), so the argument
+/// stops reading it rather than taking an empty value.
 fn with_defaults(cmd: Command, defaults: &HashMap<(String, String), Vec<String>>) -> Command {
     cmd.mut_args(|a| {
         let env = a.get_env().and_then(|e| e.to_str()).unwrap_or_default().to_owned();
+        let blank = !env.is_empty() && std::env::var_os(&env).is_some_and(|v| v.to_string_lossy().trim().is_empty());
+        let a = if blank { a.env(None::<&str>) } else { a };
         match defaults.get(&(a.get_id().to_string(), env)) {
             Some(values) => a.default_values(values.clone()),
             None => a,

@@ -56,6 +56,8 @@ fn config_check_shows_every_layer_and_masks_secrets() {
         .env("OPENAI_API_KEY_FILE", dir.path().join("openai-key"))
         .env("POSTGRES_PASSWORD", "origin-pw-789")
         .env("ZAVA_MAX_ROW", "3")
+        .env("ZAVA_JWT_ISSUER", "")
+        .env("ZAVA_POOL_TIMEOUT_MS", " ")
         .output()
         .unwrap();
     let (report, log) = text(&out);
@@ -66,7 +68,9 @@ fn config_check_shows_every_layer_and_masks_secrets() {
     assert!(bytes.starts_with("max_result_bytes = 4096") && bytes.ends_with("# env ZAVA_MAX_RESULT_BYTES"), "{bytes}");
     let pool = line(&report, "database", "pool_size");
     assert!(pool.starts_with("pool_size = 4 ") && pool.ends_with("# command line"), "{pool}");
+    // A variable set to nothing is unset, not an empty value.
     assert!(line(&report, "database", "pool_timeout_ms").ends_with("# default"));
+    assert!(line(&report, "identity", "jwt_issuer").starts_with("# jwt_issuer is not set"));
     assert!(line(&report, "identity", "mode").starts_with("mode = [\"jwt\"]"));
     let url = line(&report, "database", "url");
     assert!(url.contains("postgresql://zava_query:****@db.example:5432/zava"), "{url}");
