@@ -61,12 +61,26 @@ impl ServePlan {
 pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> {
     let ServePlan { http, jwt, tokens } = ServePlan::of(&args)?;
     let embedder = embedder(&args.embedding).await?;
-    with_db(settings, async |db| {
-        if let Some(report) = db.ensure_ready(&embedder, true).await? {
-            print_seed(&report);
+    let shutdown = CancellationToken::new();
+    stop_on_signal(shutdown.clone())?;
+    // Listening first: while the database is not reachable yet the probes answer (live, not ready and why).
+    let starting = crate::http::Starting::default();
+    let server = crate::http::Server::bind(&http, shutdown.clone(), starting.clone()).await?;
+    let opened = tokio::select! {
+        opened = open_with_retries(settings, &args, &embedder, &starting, server.addr()) => opened,
+        () = shutdown.cancelled() => {
+            server.stop().await;
+            return Ok(());
         }
-        let app =
-            App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()?).await?;
+    };
+    let (db, app) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            server.stop().await;
+            return Err(e);
+        }
+    };
+    let served = async {
         let mut http = http;
         http.throttle = Some(crate::throttle::Throttle::start(args.server.throttle()?).await?);
         http.audit = args.server.audit()?;
@@ -78,8 +92,6 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
             Some(auth) => format!("bearer tokens for {}", auth.resource.as_str()),
             None => "x-rls-user-id header".to_owned(),
         };
-        let shutdown = CancellationToken::new();
-        stop_on_signal(shutdown.clone())?;
         if let (Some(cluster), Ok(query)) = (db.cluster(), db.endpoint(Role::Query)) {
             let supervised = crate::db::cluster::supervise::supervise(cluster.clone(), query.port, shutdown.clone());
             tokio::spawn(supervised);
@@ -92,12 +104,68 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
             tokio::spawn(crate::db::backup::run_scheduled(target, dir, every, keep, shutdown.clone()));
         }
         let stores = app.directory.len();
-        crate::http::serve(app, &http, shutdown, |addr| {
-            tracing::info!(stores, "serving MCP on http://{addr}/mcp (identity: {identity}); press Ctrl-C to stop");
-        })
-        .await
-    })
-    .await
+        server
+            .serve(app, &http, |addr| {
+                tracing::info!(stores, "serving MCP on http://{addr}/mcp (identity: {identity}); press Ctrl-C to stop");
+            })
+            .await
+    };
+    let result = served.await;
+    shutdown.cancel();
+    let closed = tokio::task::spawn_blocking(move || db.close()).await?;
+    result?;
+    closed
+}
+
+/// The least and most time between two attempts to reach the database at start-up.
+const FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+const LONGEST_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Opens the database (starting the managed cluster, provisioning and seeding on first use) and the app over it,
+/// trying again with capped exponential backoff while the database is unreachable for now (an external server
+/// still starting, restarting or down); any other failure stops the start.
+async fn open_with_retries(
+    settings: &DbSettings,
+    args: &ServeArgs,
+    embedder: &Embedder,
+    starting: &crate::http::Starting,
+    addr: std::net::SocketAddr,
+) -> Result<(Database, std::sync::Arc<App>)> {
+    let mut wait = FIRST_RETRY;
+    loop {
+        let attempt = async {
+            let s = settings.clone();
+            let db = tokio::task::spawn_blocking(move || Database::open(&s)).await??;
+            let started = async {
+                if let Some(report) = db.ensure_ready(embedder, true).await? {
+                    print_seed(&report);
+                }
+                let query = db.endpoint(Role::Query)?;
+                App::start(query, db.context_key().clone(), embedder.clone(), args.server.settings()?).await
+            };
+            match started.await {
+                Ok(app) => Ok((db, app)),
+                Err(e) => {
+                    let _ = tokio::task::spawn_blocking(move || db.close()).await;
+                    Err(e)
+                }
+            }
+        };
+        match attempt.await {
+            Ok(opened) => return Ok(opened),
+            Err(e) if crate::db::transient::is_transient(&e) => {
+                let reason = format!("{e:#}");
+                starting.failed(&reason, wait);
+                tracing::warn!(
+                    retry_in_s = wait.as_secs_f64(),
+                    "the database is not reachable yet ({reason}); /health/ready on http://{addr} says so; trying again"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(LONGEST_RETRY);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 pub(super) async fn stdio(settings: &DbSettings, args: StdioArgs) -> Result<()> {

@@ -19,3 +19,4 @@ pub mod roles;
 pub mod secrets;
 pub mod session;
 pub mod status;
+pub(crate) mod transient;

@@ -25,8 +25,15 @@ pub(crate) struct ConnectionLimits {
     pub(crate) max_header_bytes: usize,
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then waits for open connections to finish.
-pub(crate) async fn run(listener: TcpListener, router: Router, limits: ConnectionLimits, shutdown: CancellationToken) {
+/// Serves `routes` on `listener` until `shutdown` is cancelled, then waits for open connections to finish. Each
+/// new connection is served by the routes current when it is accepted (the start-up routes give way to the real
+/// ones that way).
+pub(crate) async fn run(
+    listener: TcpListener,
+    routes: tokio::sync::watch::Receiver<Router>,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -47,7 +54,8 @@ pub(crate) async fn run(listener: TcpListener, router: Router, limits: Connectio
         };
         // Without TCP_NODELAY small writes wait for delayed ACKs (~40 ms a call).
         let _ = tcp.set_nodelay(true);
-        let service = router.clone().map_request(|req: hyper::Request<Incoming>| req.map(axum::body::Body::new));
+        let router = routes.borrow().clone();
+        let service = router.map_request(|req: hyper::Request<Incoming>| req.map(axum::body::Body::new));
         let service = TowerToHyperService::new(service.map_err(|e: Infallible| match e {}));
         let connection = builder.serve_connection(TokioIo::new(tcp), service);
         let shutdown = shutdown.clone();

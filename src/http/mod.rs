@@ -9,6 +9,7 @@ mod authority;
 mod hygiene;
 mod listen;
 mod ops;
+mod starting;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::mcp::server::{IdentitySource, ZavaServer};
 use crate::throttle::Throttle;
 use authority::{AllowedHosts, AllowedOrigins};
 pub use ops::MetricsListener;
+pub use starting::Starting;
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -182,64 +184,106 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 }
 
 /// Binds `settings.addr` and serves until `shutdown` is cancelled. Returns the bound address through
-/// `on_bound` (useful with port 0).
-///
-/// A shutdown drains: no new connection is accepted, `/health/ready` answers 503 on the open ones, the calls in
-/// flight have `drain_timeout` to finish, and those still running then are cancelled (their statements too, by
-/// `db::call`); it returns when every connection is closed.
+/// `on_bound` (useful with port 0). See [`Server::serve`].
 pub async fn serve(
     app: Arc<App>,
     settings: &HttpSettings,
     shutdown: CancellationToken,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(settings.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.addr))?;
-    let bound = listener.local_addr()?;
-    let limits = listen::ConnectionLimits {
-        header_read_timeout: settings.header_read_timeout,
-        max_header_bytes: settings.max_header_bytes,
-    };
-    let operator = match settings.metrics {
-        MetricsListener::At(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
-            tracing::info!("serving /metrics and the health probes on http://{}", listener.local_addr()?);
+    Server::bind(settings, shutdown, Starting::default()).await?.serve(app, settings, on_bound).await
+}
+
+/// The listeners, bound before the server can serve: until [`Server::serve`] they answer as [`starting`] says
+/// (live, not ready with the reason from `Starting`, 503 otherwise).
+pub struct Server {
+    bound: SocketAddr,
+    mcp: (tokio::sync::watch::Sender<Router>, tokio::task::JoinHandle<()>),
+    operator: Option<(tokio::sync::watch::Sender<Router>, tokio::task::JoinHandle<()>)>,
+    shutdown: CancellationToken,
+}
+
+impl Server {
+    /// Binds the MCP listener (and the operator's, with `--metrics ADDR`) and answers there until `serve`.
+    pub async fn bind(settings: &HttpSettings, shutdown: CancellationToken, starting: Starting) -> Result<Server> {
+        let limits = listen::ConnectionLimits {
+            header_read_timeout: settings.header_read_timeout,
+            max_header_bytes: settings.max_header_bytes,
+        };
+        let spawn = |listener: tokio::net::TcpListener| {
+            let routes = starting::routes(starting.clone()).layer(axum::middleware::from_fn(hygiene::check_request));
+            let (tx, rx) = tokio::sync::watch::channel(routes);
+            (tx, tokio::spawn(listen::run(listener, rx, limits, shutdown.clone())))
+        };
+        let listener = tokio::net::TcpListener::bind(settings.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.addr))?;
+        let bound = listener.local_addr()?;
+        let operator = match settings.metrics {
+            MetricsListener::At(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
+                tracing::info!("serving /metrics and the health probes on http://{}", listener.local_addr()?);
+                Some(spawn(listener))
+            }
+            MetricsListener::Same | MetricsListener::Off => None,
+        };
+        Ok(Server { bound, mcp: spawn(listener), operator, shutdown })
+    }
+
+    /// The MCP listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.bound
+    }
+
+    /// Stops the listeners without having served (start-up failed or was interrupted).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.mcp.1.await;
+        if let Some((_, task)) = self.operator {
+            let _ = task.await;
+        }
+    }
+
+    /// Serves `app` until the shutdown token is cancelled, then drains: no new connection is accepted,
+    /// `/health/ready` answers 503 on the open ones, the calls in flight have `drain_timeout` to finish, and those
+    /// still running then are cancelled (their statements too, by `db::call`); it returns when every connection
+    /// is closed.
+    pub async fn serve(self, app: Arc<App>, settings: &HttpSettings, on_bound: impl FnOnce(SocketAddr)) -> Result<()> {
+        let shutdown = self.shutdown.clone();
+        if let Some((routes, _)) = &self.operator {
             let probes = ops::Probes {
                 app: app.clone(),
                 auth: settings.auth.clone(),
                 throttle: settings.throttle.clone(),
                 draining: shutdown.clone(),
             };
-            let router = ops::routes(probes, true).layer(axum::middleware::from_fn(hygiene::check_request));
-            Some(tokio::spawn(listen::run(listener, router, limits, shutdown.clone())))
+            let _ = routes.send(ops::routes(probes, true).layer(axum::middleware::from_fn(hygiene::check_request)));
         }
-        MetricsListener::Same | MetricsListener::Off => None,
-    };
-    let calls = CancellationToken::new();
-    let router = router(app, settings, bound.port(), shutdown.clone(), calls.clone())?;
-    on_bound(bound);
-    let deadline = settings.drain_timeout;
-    let watchdog = {
-        let (draining, calls) = (shutdown.clone(), calls.clone());
-        tokio::spawn(async move {
-            draining.cancelled().await;
-            tracing::info!(
-                deadline_s = deadline.as_secs_f64(),
-                "draining: no new connections; calls in flight may finish"
-            );
-            tokio::time::sleep(deadline).await;
-            tracing::warn!("the drain deadline passed: cancelling the calls still running");
-            calls.cancel();
-        })
-    };
-    listen::run(listener, router, limits, shutdown).await;
-    watchdog.abort();
-    calls.cancel();
-    if let Some(operator) = operator {
-        let _ = operator.await;
+        let calls = CancellationToken::new();
+        let _ = self.mcp.0.send(router(app, settings, self.bound.port(), shutdown.clone(), calls.clone())?);
+        on_bound(self.bound);
+        let deadline = settings.drain_timeout;
+        let watchdog = {
+            let (draining, calls) = (shutdown.clone(), calls.clone());
+            tokio::spawn(async move {
+                draining.cancelled().await;
+                tracing::info!(
+                    deadline_s = deadline.as_secs_f64(),
+                    "draining: no new connections; calls in flight may finish"
+                );
+                tokio::time::sleep(deadline).await;
+                tracing::warn!("the drain deadline passed: cancelling the calls still running");
+                calls.cancel();
+            })
+        };
+        let _ = self.mcp.1.await;
+        watchdog.abort();
+        calls.cancel();
+        if let Some((_, operator)) = self.operator {
+            let _ = operator.await;
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -50,13 +50,18 @@ pub struct Serve {
 impl Serve {
     /// Starts `cmd` (a `serve` command, which should listen on port 0) with its log in `DIR/serve.log`, and waits
     /// until it prints where it serves.
-    pub fn start(dir: &std::path::Path, mut cmd: Command) -> Serve {
+    pub fn start(dir: &std::path::Path, cmd: Command) -> Serve {
+        let mut serve = Serve::spawn(dir, cmd);
+        serve.url = serve.wait_for_log("serving MCP on ");
+        serve
+    }
+
+    /// Starts `cmd` like [`Serve::start`] without waiting for anything (`url` stays empty).
+    pub fn spawn(dir: &std::path::Path, mut cmd: Command) -> Serve {
         let log = dir.join("serve.log");
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
         let child = cmd.spawn().unwrap();
-        let mut serve = Serve { child, url: String::new(), log };
-        serve.url = serve.wait_for_log("serving MCP on ");
-        serve
+        Serve { child, url: String::new(), log }
     }
 
     /// The word that follows `marker` in the log (text or JSON lines), once it appears.

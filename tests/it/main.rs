@@ -21,6 +21,7 @@ mod introspect;
 mod limits;
 mod metrics;
 mod personal_data;
+mod resilience;
 mod rls;
 mod rls_attacks;
 mod search;
