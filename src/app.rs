@@ -63,6 +63,7 @@ impl App {
         settings: AppSettings,
     ) -> Result<Arc<App>> {
         let pool = pool::build(query, settings.pool, settings.limits.max_bytes)?;
+        tokio::spawn(pool::adapt(pool.weak(), settings.pool));
         let client = pool.get().await.context("cannot connect to the database as the query role")?;
         let row = client
             .query_one(

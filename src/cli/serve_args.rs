@@ -22,6 +22,13 @@ pub struct ServerArgs {
     /// Database connections in the pool.
     #[arg(long, env = "ZAVA_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub pool_size: u32,
+    /// Connections kept open when the server is quiet (opened at start, and again after the database restarts);
+    /// the pool grows from there with load up to --pool-size.
+    #[arg(long, env = "ZAVA_POOL_MIN_IDLE", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub pool_min_idle: u32,
+    /// Close a pooled connection unused for this many seconds, while more than --pool-min-idle are open.
+    #[arg(long, env = "ZAVA_POOL_IDLE_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub pool_idle_timeout_secs: u64,
     /// Most connections one tenant (a store, a region, head office) may hold at once, so that one flooding
     /// assistant leaves the rest of the pool to the others; its further calls wait for its own. Default: half
     /// the pool.
@@ -109,7 +116,12 @@ impl ServerArgs {
                 max_bytes: self.max_result_bytes as usize,
                 statement_timeout: Duration::from_millis(self.statement_timeout_ms),
             },
-            pool: PoolSettings { max_size: self.pool_size as usize, acquire_timeout: wait },
+            pool: PoolSettings {
+                max_size: self.pool_size as usize,
+                acquire_timeout: wait,
+                min_idle: (self.pool_min_idle as usize).min(self.pool_size as usize),
+                idle_timeout: Duration::from_secs(self.pool_idle_timeout_secs),
+            },
             share,
             schema_cache_ttl: Duration::from_secs(self.schema_cache_ttl_secs),
         })

@@ -55,6 +55,8 @@ keys! {
         "url" => "database_url", "DATABASE_URL";
         "admin_url" => "admin_database_url", "ZAVA_ADMIN_DATABASE_URL";
         "pool_size" => "pool_size", "ZAVA_POOL_SIZE";
+        "pool_min_idle" => "pool_min_idle", "ZAVA_POOL_MIN_IDLE";
+        "pool_idle_timeout_secs" => "pool_idle_timeout_secs", "ZAVA_POOL_IDLE_TIMEOUT_SECS";
         "tenant_connections" => "tenant_connections", "ZAVA_TENANT_CONNECTIONS";
         "pool_timeout_ms" => "pool_timeout_ms", "ZAVA_POOL_TIMEOUT_MS";
         "statement_timeout_ms" => "statement_timeout_ms", "ZAVA_STATEMENT_TIMEOUT_MS";

@@ -33,7 +33,12 @@ pub(crate) async fn app_behind_proxy(db: &TestDb, mode: Mode, pool_size: usize) 
     let proxy = CancelProxy::start(upstream, mode).await;
     let endpoint = Endpoint { host: "127.0.0.1".into(), port: proxy.addr.port(), ..db.query.clone() };
     let settings = AppSettings {
-        pool: PoolSettings { max_size: pool_size, acquire_timeout: Duration::from_secs(20) },
+        pool: PoolSettings {
+            max_size: pool_size,
+            acquire_timeout: Duration::from_secs(20),
+            min_idle: 0,
+            ..PoolSettings::default()
+        },
         ..Default::default()
     };
     let app = App::start(&endpoint, db.key.clone(), crate::harness::embedder().clone(), settings).await.unwrap();

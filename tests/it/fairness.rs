@@ -23,7 +23,7 @@ const FLOOD: usize = 10;
 async fn app(db: &TestDb, per_tenant: usize) -> Arc<App> {
     let wait = Duration::from_secs(30);
     let settings = AppSettings {
-        pool: PoolSettings { max_size: POOL, acquire_timeout: wait },
+        pool: PoolSettings { max_size: POOL, acquire_timeout: wait, min_idle: 0, ..PoolSettings::default() },
         share: FairShare { per_tenant, wait },
         ..Default::default()
     };
@@ -104,7 +104,12 @@ async fn a_tenant_past_its_share_for_too_long_is_told_why() {
     let db = TestDb::new().await;
     let wait = Duration::from_millis(200);
     let settings = AppSettings {
-        pool: PoolSettings { max_size: 2, acquire_timeout: Duration::from_secs(30) },
+        pool: PoolSettings {
+            max_size: 2,
+            acquire_timeout: Duration::from_secs(30),
+            min_idle: 0,
+            ..PoolSettings::default()
+        },
         share: FairShare { per_tenant: 1, wait },
         ..Default::default()
     };
@@ -123,4 +128,45 @@ async fn a_tenant_past_its_share_for_too_long_is_told_why() {
     assert!(e.to_string().contains("as many queries at once as it may (1)"), "{e}");
     lock.batch_execute("COMMIT").await.unwrap();
     held.await.unwrap().unwrap();
+}
+
+/// The pool follows the load between its bounds (issue #12 §4): it opens `min_idle` connections at once, grows
+/// on demand to `max_size`, closes connections left idle past the idle timeout down to `min_idle`, and opens them
+/// again when they are gone (a database restart empties it).
+#[tokio::test]
+async fn the_pool_grows_with_load_and_shrinks_back_to_its_floor() {
+    use zava_mcp::db::pool::{self, PoolSettings};
+    let db = TestDb::new().await;
+    let settings = PoolSettings {
+        max_size: 6,
+        acquire_timeout: Duration::from_secs(10),
+        min_idle: 2,
+        idle_timeout: Duration::from_millis(600),
+    };
+    let pool = pool::build(&db.query, settings, 1 << 20).unwrap();
+    tokio::spawn(pool::adapt(pool.weak(), settings));
+    let size = || pool.status().size;
+    let wait_for = async |what: &str, want: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size() != want {
+            assert!(std::time::Instant::now() < deadline, "{what}: {} connections, not {want}", size());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    wait_for("warmed at start", 2).await;
+    // Six calls at once: the pool grows to its bound and no further.
+    let held: Vec<_> = futures_util::future::join_all((0..6).map(|_| pool.get())).await;
+    assert!(held.iter().all(Result::is_ok));
+    assert_eq!(size(), 6);
+    drop(held);
+    // Idle past the timeout: back to the floor, not below.
+    wait_for("shrunk after the idle timeout", 2).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(size(), 2, "the floor is kept");
+    // Connections lost (as a restart loses them) are opened again.
+    pool.retain(|_, _| false);
+    assert_eq!(size(), 0);
+    wait_for("warmed again", 2).await;
+    let client = pool.get().await.unwrap();
+    assert_eq!(client.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
 }

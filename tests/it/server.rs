@@ -317,7 +317,12 @@ async fn both_protocol_eras_are_served_statelessly() {
 #[tokio::test]
 async fn a_saturated_pool_answers_busy_instead_of_queueing_forever() {
     let settings = AppSettings {
-        pool: zava_mcp::db::pool::PoolSettings { max_size: 1, acquire_timeout: Duration::from_millis(300) },
+        pool: zava_mcp::db::pool::PoolSettings {
+            max_size: 1,
+            acquire_timeout: Duration::from_millis(300),
+            min_idle: 0,
+            ..Default::default()
+        },
         limits: zava_mcp::db::query::Limits { statement_timeout: Duration::from_secs(5), ..Default::default() },
         ..Default::default()
     };
