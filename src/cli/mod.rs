@@ -150,22 +150,27 @@ pub struct EmbedArgs {
 pub struct EmbedServerArgs {
     /// Address to listen on (default 127.0.0.1:11435: this machine only). To serve other machines, listen on
     /// e.g. 0.0.0.0:11435 and set --api-key.
-    #[arg(id = "embed_server_listen", long, env = "ZAVA_EMBED_SERVER_LISTEN", default_value = embed_server::DEFAULT_LISTEN, value_name = "ADDR")]
+    #[arg(id = "embed_server_listen", long = "listen", env = "ZAVA_EMBED_SERVER_LISTEN", default_value = embed_server::DEFAULT_LISTEN, value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
     /// Require this key from every caller, as `Authorization: Bearer <key>` or `api-key: <key>` (what the
     /// openai and azure-openai providers send); wrong or missing keys get 401.
-    #[arg(id = "embed_server_api_key", long, env = "ZAVA_EMBED_SERVER_API_KEY", hide_env_values = true, value_name = "KEY", value_parser = secret_arg)]
+    #[arg(id = "embed_server_api_key", long = "api-key", env = "ZAVA_EMBED_SERVER_API_KEY", hide_env_values = true, value_name = "KEY", value_parser = secret_arg)]
     pub api_key: Option<Secret>,
     /// The name callers use for the model (the request's `model`, or the Azure deployment name). Default: the
     /// model directory's name, e.g. all-MiniLM-L6-v2.
-    #[arg(id = "embed_server_model_name", long, env = "ZAVA_EMBED_SERVER_MODEL_NAME", value_name = "NAME")]
+    #[arg(
+        id = "embed_server_model_name",
+        long = "model-name",
+        env = "ZAVA_EMBED_SERVER_MODEL_NAME",
+        value_name = "NAME"
+    )]
     pub model_name: Option<String>,
     /// The sentence-transformers model directory to serve. Default: where scripts/setup.sh installs
     /// all-MiniLM-L6-v2.
     #[arg(long, env = "ZAVA_EMBEDDING_MODEL_DIR", value_name = "DIR")]
     pub embedding_model_dir: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
-    #[arg(id = "embed_server_max_body_bytes", long, env = "ZAVA_EMBED_SERVER_MAX_BODY_BYTES", default_value_t = 16_777_216, value_parser = clap::value_parser!(u32).range(1024..=1_073_741_824))]
+    #[arg(id = "embed_server_max_body_bytes", long = "max-body-bytes", env = "ZAVA_EMBED_SERVER_MAX_BODY_BYTES", default_value_t = 16_777_216, value_parser = clap::value_parser!(u32).range(1024..=1_073_741_824))]
     pub max_body_bytes: u32,
 }
 

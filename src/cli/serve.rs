@@ -117,9 +117,10 @@ pub(super) async fn serve(settings: &DbSettings, args: ServeArgs) -> Result<()> 
     closed
 }
 
-/// The least and most time between two attempts to reach the database at start-up.
+/// The least and most time between two attempts to reach the database at start-up: a database that comes
+/// back is noticed within 10 s, and a long outage costs one connection attempt every 10 s.
 const FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
-const LONGEST_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+const LONGEST_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Opens the database (starting the managed cluster, provisioning and seeding on first use) and the app over it,
 /// trying again with capped exponential backoff while the database is unreachable for now (an external server

@@ -177,6 +177,23 @@ mod tests {
         }
     }
 
+    /// An argument given an `id` of its own keeps a kebab-case flag: `#[arg(id = "x_y", long)]` would make the
+    /// flag `--x_y` (it once turned `embed-server --listen` into `--embed_server_listen`).
+    #[test]
+    fn every_flag_is_kebab_case() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                if let Some(long) = arg.get_long() {
+                    assert!(!long.contains('_'), "{path} --{long}");
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&<crate::cli::Cli as clap::CommandFactory>::command(), "zava-mcp");
+    }
+
     #[test]
     fn a_near_miss_finds_its_key_and_nonsense_finds_none() {
         let names = || in_section("limits").map(|k| k.name);

@@ -53,7 +53,7 @@ async fn serve_starts_without_its_database_and_rides_out_a_restart() {
 
     // Started while the database is down: live, not ready (and why), and MCP says to come back.
     let mut cmd = zava(app_dir.path(), &admin_url);
-    cmd.args(["serve", "--http", "127.0.0.1:0", "--pool-timeout-ms", "2000"]);
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--pool-timeout-ms", "2000", "--rate-limit", "off"]);
     let mut serve = Serve::spawn(app_dir.path(), cmd);
     let addr = serve.wait_for_log("/health/ready on http://");
     let http = crate::harness::http_client();
@@ -73,13 +73,15 @@ async fn serve_starts_without_its_database_and_rides_out_a_restart() {
     assert!(early["error"]["message"].as_str().unwrap().contains("starting"), "{early}");
 
     // The database comes up: serving starts by itself, on the same address, within the backoff.
-    let up = Instant::now();
     assert_eq!(server.revive().unwrap(), Some(port));
+    let up = Instant::now();
     serve.url = serve.wait_for_log("serving MCP on ");
     assert_eq!(serve.url, url);
     let before = count(&http, &url).await.expect("a call once serving");
     assert!(before > 0);
-    assert!(up.elapsed() < Duration::from_secs(20), "took {:?} to notice the database", up.elapsed());
+    // At most one longest wait between attempts (10 s), and the start itself, on a busy machine.
+    let noticed = up.elapsed();
+    assert!(noticed < Duration::from_secs(25), "took {noticed:?} to notice the database: {}", serve.log_text());
     let ready = http.get(format!("http://{addr}/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 
@@ -93,7 +95,7 @@ async fn serve_starts_without_its_database_and_rides_out_a_restart() {
             while Instant::now() < end {
                 let started = Instant::now();
                 let r = count(&http, &url).await;
-                outcomes.push((started.elapsed(), r.is_ok()));
+                outcomes.push((started.elapsed(), r));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             outcomes
@@ -113,13 +115,19 @@ async fn serve_starts_without_its_database_and_rides_out_a_restart() {
         if count(&http, &url).await == Ok(before) {
             break;
         }
-        assert!(back.elapsed() < Duration::from_secs(10), "serving did not resume after the restart");
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "serving did not resume after the restart: {}",
+            serve.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let outcomes = load.await.unwrap();
     let slowest = outcomes.iter().map(|(d, _)| *d).max().unwrap();
-    assert!(slowest < Duration::from_secs(5), "a call took {slowest:?} while the database restarted");
-    assert!(outcomes.iter().any(|(_, ok)| !ok) && outcomes.last().unwrap().1, "{outcomes:?}");
+    assert!(slowest < Duration::from_secs(5), "a call took {slowest:?} while the database restarted: {outcomes:?}");
+    let failed: Vec<usize> = outcomes.iter().enumerate().filter(|(_, (_, r))| r.is_err()).map(|(i, _)| i).collect();
+    let last = &outcomes.last().unwrap().1;
+    assert!(!failed.is_empty() && last.is_ok(), "calls {failed:?} of {} failed; the last: {last:?}", outcomes.len());
     assert!(serve.child.try_wait().unwrap().is_none(), "serve is still running");
     drop(serve);
     lease.release().unwrap();

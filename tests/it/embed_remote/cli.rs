@@ -79,14 +79,15 @@ async fn the_embed_server_command_serves_on_the_address_it_logs_and_stops_on_sig
     let stderr = child.stderr.take().unwrap();
     let url = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
         let url = loop {
             match lines.next() {
                 Some(Ok(line)) if line.contains("serving embeddings on http://") => {
                     let start = line.find("http://").unwrap();
-                    break line[start..].split_whitespace().next().unwrap().to_owned();
+                    break line[start..].split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_owned();
                 }
-                Some(Ok(_)) => continue,
-                other => panic!("embed-server ended before it was ready: {other:?}"),
+                Some(Ok(line)) => seen.push(line),
+                other => panic!("embed-server ended before it was ready ({other:?}): {}", seen.join("\n")),
             }
         };
         std::thread::spawn(move || for _ in lines {});
