@@ -19,6 +19,7 @@ use crate::http::HttpSettings;
 use crate::mcp::server::{IdentitySource, ZavaServer};
 
 mod auth_args;
+mod bench;
 mod config;
 mod db;
 mod serve;
@@ -135,6 +136,9 @@ pub enum Command {
     /// Make a static API key for a machine client (`serve --identity api-key`): prints the key once and the
     /// entry (argon2 hash, identity, scopes) to add to the --api-keys-file.
     ApiKey(token::ApiKeyArgs),
+    /// Measure throughput and latency under load: a mix of tool calls over MCP from many callers, against the
+    /// same SQL sent straight to PostgreSQL (the floor), with the CPU and memory each side used.
+    Bench(Box<bench::BenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -302,6 +306,7 @@ pub async fn run(layers: crate::config::Layers) -> Result<()> {
         Command::Serve(args) => serve(&settings, *args).await,
         Command::Stdio(args) => stdio(&settings, args).await,
         Command::Db(cmd) => db(&settings, cmd).await,
+        Command::Bench(args) => bench::bench(settings, *args).await,
         Command::Embed(args) => {
             let embedder = embedder(&args.embedding).await?;
             let n = with_db(&settings, async |db| {

@@ -1,0 +1,36 @@
+//! `zava-mcp bench` as a person runs it against a server already up (`--url`): both the MCP phases and the floor
+//! run, every call of the built-in mixes succeeds for the rotating identities, and `--json` ends with the figures.
+//! No speed is asserted here: figures belong to the bench's own output on a quiet machine.
+
+use serde_json::Value;
+
+use crate::binary::{Serve, zava};
+use crate::harness::TestDb;
+
+#[tokio::test]
+async fn the_bench_loads_a_running_server_and_its_floor_without_errors() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    crate::harness::make_traversable(dir.path());
+    let mut cmd = zava(dir.path(), &db);
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--rate-limit", "off", "--max-concurrent", "100"]);
+    let server = Serve::start(dir.path(), cmd);
+    for (mix, phases) in [("light", 3), ("analytic", 2)] {
+        let mut bench = zava(dir.path(), &db);
+        bench.args(["bench", "--url", &server.url, "--mix", mix, "-c", "3", "--duration", "1s", "--warmup", "0s"]);
+        let out = bench.arg("--json").output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{mix}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let figures: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(figures["mix"], mix);
+        assert_eq!(figures["errors"], 0, "{stdout}");
+        for key in ["mcp_rps", "floor_rps", "ratio", "p50_ms", "p99_ms"] {
+            assert!(figures[key].as_f64().unwrap() > 0.0, "{mix} {key}: {stdout}");
+        }
+        let rows = stdout.lines().filter(|l| l.starts_with("mcp (") || l.starts_with("floor (")).count();
+        assert_eq!(rows, phases, "{stdout}");
+    }
+    let bad = zava(dir.path(), &db).args(["bench", "--url", &server.url, "--mix", "heavy"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("use one of light, analytic, search"));
+}
