@@ -4,8 +4,32 @@
 
 use serde_json::Value;
 
-use crate::binary::{Serve, zava};
-use crate::harness::TestDb;
+use crate::binary::{Serve, managed, output, zava};
+use crate::harness::{TestDb, data_dir};
+
+fn figures(stdout: &str) -> Value {
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_bench_starts_its_own_server_and_measures_it() {
+    let dir = data_dir();
+    output({
+        let mut c = managed(dir.path());
+        c.args(["db", "seed", "--customers", "300"]);
+        c
+    });
+    let mut bench = managed(dir.path());
+    bench.args(["bench", "--bench-dir"]).arg(dir.path());
+    bench.args(["--mix", "analytic", "-c", "2", "--duration", "1s", "--warmup", "0s", "--json"]);
+    let stdout = output(bench);
+    let figures = figures(&stdout);
+    assert_eq!(figures["errors"], 0, "{stdout}");
+    assert!(figures["ready_s"].as_f64().unwrap() > 0.0, "{stdout}");
+    assert!(figures["rss_mb"].as_f64().unwrap() > 1.0 && figures["peak_rss_mb"].as_f64().unwrap() > 1.0, "{stdout}");
+    assert!(figures["postgres_cpu"].as_f64().unwrap() > 0.0, "PostgreSQL did the work: {stdout}");
+    assert!(stdout.contains("started by the bench"), "{stdout}");
+}
 
 #[tokio::test]
 async fn the_bench_loads_a_running_server_and_its_floor_without_errors() {
@@ -21,7 +45,7 @@ async fn the_bench_loads_a_running_server_and_its_floor_without_errors() {
         let out = bench.arg("--json").output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{mix}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        let figures: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let figures = figures(&stdout);
         assert_eq!(figures["mix"], mix);
         assert_eq!(figures["errors"], 0, "{stdout}");
         for key in ["mcp_rps", "floor_rps", "ratio", "p50_ms", "p99_ms"] {
