@@ -101,13 +101,14 @@ impl McpTarget {
                 .timeout(Duration::from_secs(120))
                 .build()
                 .context("cannot make an HTTP client")?;
-            let bodies: Vec<Vec<u8>> = mix.calls.iter().map(|c| body(c, None)).collect();
+            let bodies: Vec<bytes::Bytes> = mix.calls.iter().map(|c| body(c, None).into()).collect();
             let mut recorder = Recorder::default();
             let mut k = 0usize;
             while Instant::now() < end {
                 let (call_at, who) = pick(worker, k, &mix, callers.len());
                 let call = &mix.calls[call_at];
-                let payload = if mix.vary { body(call, Some(worker * 1_000_000 + k)) } else { bodies[call_at].clone() };
+                let payload =
+                    if mix.vary { body(call, Some(worker * 1_000_000 + k)).into() } else { bodies[call_at].clone() };
                 k += 1;
                 let started = Instant::now();
                 let outcome = send(&http, &url, &callers[who].header, payload).await;
@@ -135,7 +136,7 @@ fn body(call: &MixCall, vary: Option<usize>) -> Vec<u8> {
     serde_json::to_vec(&request).expect("JSON values serialise")
 }
 
-async fn send(http: &reqwest::Client, url: &str, identity: &str, payload: Vec<u8>) -> Result<(), String> {
+async fn send(http: &reqwest::Client, url: &str, identity: &str, payload: bytes::Bytes) -> Result<(), String> {
     let response = http
         .post(url)
         .header("content-type", "application/json")

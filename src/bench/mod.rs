@@ -148,8 +148,7 @@ pub async fn run(settings: BenchSettings, external: FloorSource) -> Result<()> {
         server: match &server {
             Some(_) => format!("zava-mcp {} started by the bench at {url}", env!("CARGO_PKG_VERSION")),
             None => format!("{url} (not started by the bench: no server CPU or memory)"),
-        }
-        .replace("  ", " "),
+        },
         ready_s: server.as_ref().map(|s| s.ready_after.as_secs_f64()),
         peak_rss_mb,
         mix_phase,
