@@ -1,5 +1,5 @@
 //! The real `zava-mcp` binary against a test database: commands run to completion, and `serve` run in the
-//! background with its log in a file, killed when dropped.
+//! background with its log in a file, stopped when dropped.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -87,7 +87,34 @@ impl Serve {
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
+}
+
+/// Waits for `child` to exit until `deadline`; `None` if it is still running then.
+pub fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops a `zava-mcp` child the way an operator does (SIGTERM, then up to 10 s for its graceful shutdown), and
+/// kills it only if it does not exit by then. A process that exits normally also writes its coverage profile,
+/// which a killed one never does.
+pub fn terminate(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        if wait_until(child, Instant::now() + Duration::from_secs(10)).is_some() {
+            return;
+        }
+        eprintln!("zava-mcp (pid {}) ignored SIGTERM for 10 s; killing it", child.id());
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }

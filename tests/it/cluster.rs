@@ -100,8 +100,7 @@ struct Serve(Option<Child>);
 impl Drop for Serve {
     fn drop(&mut self) {
         if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::binary::terminate(&mut child);
         }
     }
 }

@@ -20,8 +20,7 @@ struct StdioServer {
 
 impl Drop for StdioServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::binary::terminate(&mut self.child);
     }
 }
 

@@ -77,8 +77,15 @@ async fn tool_calls_are_traced_over_http_protobuf_continuing_the_callers_trace()
 
     let spans = collector
         .wait_for("both calls' spans", |s| {
-            s.iter().any(|x| x.trace_id() == trace_a && x.span.name.starts_with("SELECT"))
-                && s.iter().any(|x| x.trace_id() == trace_b && x.span.name == "embedding")
+            // A parent ends after its children, so it may come in a later export batch: wait for every span
+            // the assertions below read, not only the first ones to end.
+            let has = |trace: &str, name: &str| s.iter().any(|x| x.trace_id() == trace && x.span.name == name);
+            ["tools/call execute_sales_query", "guard", "pool.wait", "SELECT retail.orders retail.stores"]
+                .iter()
+                .all(|n| has(trace_a, n))
+                && ["tools/call semantic_search_products", "embedding", "SELECT retail.products"]
+                    .iter()
+                    .all(|n| has(trace_b, n))
         })
         .await;
     let root = named(&spans, trace_a, "tools/call execute_sales_query");
@@ -135,8 +142,13 @@ async fn a_call_without_trace_context_starts_a_trace_exported_over_grpc() {
         None,
     )
     .await;
-    let spans =
-        collector.wait_for("the call's spans", |s| s.iter().any(|x| x.span.name == "SELECT retail.stores")).await;
+    let spans = collector
+        .wait_for("the call's spans", |s| {
+            ["SELECT retail.stores", "tools/call execute_sales_query"]
+                .iter()
+                .all(|n| s.iter().any(|x| x.span.name == *n))
+        })
+        .await;
     let root = spans.iter().find(|s| s.span.name == "tools/call execute_sales_query").expect("the call span");
     assert!(root.span.parent_span_id.is_empty(), "a new trace's root: {root:?}");
     assert_eq!(root.service, "zava-mcp");

@@ -19,6 +19,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use crate::binary::wait_until;
 use crate::harness::{DataDir, data_dir};
 
 const HEAD_OFFICE: &str = "00000000-0000-0000-0000-000000000000";
@@ -271,18 +272,6 @@ fn http_get(url: &str) -> Result<(u16, String), String> {
 }
 
 // ------------------------------------------------------------------------------------------- running clients
-
-fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 struct Ran {
     what: String,
