@@ -83,7 +83,7 @@ async fn throughput(
                     let request = SearchRequest::new(text, Some(20), None, None)?;
                     let embedding = embeddings.embed(text).await?.as_ref().clone();
                     let tx = context::begin(&mut client, &ctx, Duration::from_secs(30)).await?;
-                    search(&tx, &statement, &request, Some(embedding)).await?;
+                    search(tx.client(), &statement, &request, Some(embedding)).await?;
                     tx.rollback().await?;
                 }
                 anyhow::Ok(())
@@ -137,7 +137,7 @@ fn main() -> anyhow::Result<()> {
                     _ => Some(cache.embed(&q.text).await?.as_ref().clone()),
                 };
                 let tx = context::begin(&mut client, &ctx, Duration::from_secs(30)).await?;
-                let hits = search(&tx, &statement, &request, embedding).await?;
+                let hits = search(tx.client(), &statement, &request, embedding).await?;
                 tx.rollback().await?;
                 let relevant: Vec<bool> = hits.iter().map(|h| q.is_relevant(h)).collect();
                 let found = relevant.iter().filter(|r| **r).count();

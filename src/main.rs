@@ -6,7 +6,9 @@ use zava_mcp::telemetry::subscriber::Telemetry;
 fn main() -> std::process::ExitCode {
     // SAFETY: nothing else runs yet; the runtime and its threads start below.
     unsafe { zava_mcp::embed::local::prefer_one_thread_per_batch() };
-    match tokio::runtime::Runtime::new() {
+    // The runtime's threads have the SQL guard's stack, so the guard runs on them without a hand-off.
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    match zava_mcp::guard::guard_sized(runtime.enable_all()).build() {
         Ok(rt) => rt.block_on(run()),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

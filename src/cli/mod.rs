@@ -75,8 +75,9 @@ pub struct GlobalArgs {
     /// An administrator connection to that server, needed only to create roles, the database and the schema.
     #[arg(long, global = true, env = "ZAVA_ADMIN_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub admin_database_url: Option<String>,
-    /// Log filter, e.g. `info`, `debug`, `zava_mcp=debug`. The MCP library (rmcp) is held at `info` whatever
-    /// is asked: its debug lines would carry tool results, which hold tenant and personal data.
+    /// Log filter, e.g. `info`, `debug`, `zava_mcp=debug`. The MCP library (rmcp) is held at `warn` whatever
+    /// is asked: its debug lines would carry tool results, which hold tenant and personal data, and its info
+    /// lines are three per request.
     #[arg(long, global = true, env = "ZAVA_LOG", default_value = "info", value_name = "FILTER")]
     pub log: String,
     /// Log line format: `text` for people, `json` (one JSON object per line, for a log collector), or `auto`:

@@ -21,10 +21,12 @@
 //! The cancel is still sent first, so a long statement stops promptly: closing our side alone would leave the
 //! backend computing until it next writes to the socket.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use deadpool_postgres::{ClientWrapper, Object, Pool};
-use tokio_postgres::Transaction;
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -57,17 +59,24 @@ impl Connections {
     /// after `prepare` has prepared (or taken from the connection's cache) what it needs, then rolls back and
     /// hands the connection back only if its session is clean (`db::session`).
     ///
+    /// The transaction is opened in the same round trip as `work`'s first statements: the opening (`BEGIN READ
+    /// ONLY` and the `SET LOCAL`s, one simple-protocol message) is queued first and `work` is polled right
+    /// after it, so PostgreSQL reads them in that order and answers them together. If the opening fails,
+    /// its error is the call's: what `work` sent after it ran in an aborted transaction (and would, even in
+    /// the impossible case of a failed `BEGIN`, have run read-only by the role's default and without a tenant
+    /// context, so it sees no tenant's rows). With [`Shape::OneTrip`] the end of the transaction goes out in
+    /// that round trip too.
+    ///
     /// If `cancel` fires first (the caller's `notifications/cancelled`), or the returned future is dropped (the
     /// caller went away), the running statement is cancelled in PostgreSQL and the connection discarded.
     pub async fn in_tenant_tx<S, T>(
         &self,
-        ctx: &SignedContext,
-        timeout: Duration,
+        call: TenantCall<'_>,
         cancel: &CancellationToken,
-        summary: &str,
         prepare: impl AsyncFnOnce(&ClientWrapper) -> Result<S, tokio_postgres::Error>,
-        work: impl AsyncFnOnce(&Transaction<'_>, S) -> Result<T, QueryError>,
+        work: impl AsyncFnOnce(&Client, S, &Unread) -> Result<T, QueryError>,
     ) -> Result<T, QueryError> {
+        let TenantCall { ctx, timeout, summary, shape } = call;
         // First one of the tenant's own slots, then a connection: a tenant at its share waits for itself only.
         let acquired = async {
             let slot = tokio::select! {
@@ -85,7 +94,7 @@ impl Connections {
             Ok((slot, client))
         };
         let (_slot, client) = acquired.instrument(tracing::info_span!("pool.wait")).await?;
-        let mut call = InFlight { client: Some(client), cancel_to: self.cancel_to.clone() };
+        let mut held = InFlight { client: Some(client), cancel_to: self.cancel_to.clone() };
         let finished = {
             // The database span, after the OpenTelemetry conventions for database calls: named by its summary
             // (operation and tables), never by the SQL's text or literals.
@@ -101,14 +110,45 @@ impl Connections {
                 db.response.returned_rows = tracing::field::Empty,
             );
             let work = async {
-                let client = call.client();
-                let prepared = prepare(client).await.map_err(|e| QueryError::from_pg(e, timeout))?;
-                let tx = context::begin(client, ctx, timeout).await.map_err(|e| match e.downcast() {
-                    Ok(pg) => QueryError::from_pg(pg, timeout),
-                    Err(other) => QueryError::Unavailable(format!("{other:#}")),
-                })?;
-                work(&tx, prepared).await
-                // Dropping `tx` queues its ROLLBACK; `session::release` waits for it.
+                let wrapper: &ClientWrapper = held.client();
+                let client: &Client = wrapper;
+                let pg = |e| QueryError::from_pg(e, timeout);
+                let prepared = match prepare(wrapper).await {
+                    Ok(prepared) => prepared,
+                    // No transaction was opened; the session is asked about all the same.
+                    Err(e) => return (Err(pg(e)), Some(session::end(wrapper).await)),
+                };
+                let opening = context::opening(ctx, timeout);
+                let unread = Unread::default();
+                let (opened, worked, ended) = match shape {
+                    Shape::OneTrip => {
+                        // The end is sent by its first poll, right after the work's; it is awaited only if the
+                        // work read its statements to their end.
+                        let mut end = std::pin::pin!(session::end(wrapper));
+                        let mut early = None;
+                        let send_end = std::future::poll_fn(|cx| {
+                            if let Poll::Ready(r) = end.as_mut().poll(cx) {
+                                early = Some(r);
+                            }
+                            Poll::Ready(())
+                        });
+                        let (opened, worked, ()) =
+                            tokio::join!(client.batch_execute(&opening), work(client, prepared, &unread), send_end);
+                        let ended = match early {
+                            _ if unread.is_marked() => None,
+                            Some(r) => Some(r),
+                            None => Some(end.await),
+                        };
+                        (opened, worked, ended)
+                    }
+                    Shape::Steps => {
+                        let (opened, worked) =
+                            tokio::join!(client.batch_execute(&opening), work(client, prepared, &unread));
+                        let ended = if unread.is_marked() { None } else { Some(session::end(wrapper).await) };
+                        (opened, worked, ended)
+                    }
+                };
+                (opened.map_err(pg).and(worked), ended)
             }
             .instrument(span);
             tokio::select! {
@@ -116,13 +156,19 @@ impl Connections {
                 _ = cancel.cancelled() => None,
             }
         };
-        let client = call.finish();
         match finished {
-            Some(result) => {
-                session::release(client).await;
+            Some((result, Some(ended))) => {
+                session::settle(held.finish(), ended);
+                result
+            }
+            // The work stopped reading a result before its end: the statement may still be running, so it is
+            // cancelled (from a task of its own) and the connection discarded, as for a caller who went away.
+            Some((result, None)) => {
+                drop(held);
                 result
             }
             None => {
+                let client = held.finish();
                 let token = client.cancel_token();
                 if let Err(e) = self.cancel_to.cancel(&token).await {
                     tracing::warn!(error = %e, "could not ask PostgreSQL to cancel a cancelled call's statement");
@@ -132,6 +178,44 @@ impl Connections {
             }
         }
     }
+}
+
+/// Lets a call's work say that it stopped reading a statement's result before its end (a result over the row or
+/// byte cap): the statement may still be running, so the connection is not handed on (`db::call`).
+#[derive(Debug, Default)]
+pub struct Unread(AtomicBool);
+
+impl Unread {
+    fn is_marked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The work left a result unread.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What a caller's turn on a connection runs as: the signed context, the statement timeout, the summary that
+/// names its database span (operation and tables, never the SQL's text), and its [`Shape`].
+#[derive(Debug, Clone, Copy)]
+pub struct TenantCall<'a> {
+    pub ctx: &'a SignedContext,
+    pub timeout: Duration,
+    pub summary: &'a str,
+    pub shape: Shape,
+}
+
+/// How a call's statements share round trips with the end of its transaction (ROLLBACK and the session check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The work sends every statement it will send when it is first polled (one statement, or a `join!` of
+    /// several), so the end goes out behind them and the whole call is one round trip. A work that waited for
+    /// an answer before sending more would have its later statements run after the ROLLBACK, outside the
+    /// tenant transaction (read only by the role's default, with no tenant context: no rows, not a leak).
+    OneTrip,
+    /// The work waits for answers between statements: the transaction ends after it, one round trip more.
+    Steps,
 }
 
 /// A pooled connection while a caller's call runs on it. Dropped before [`InFlight::finish`] (the caller went

@@ -79,21 +79,37 @@ impl SignedContext {
     }
 }
 
-/// Opens the read-only tenant transaction on `client`.
+/// The transaction-local settings of a tenant call, as SQL: the signed context, the statement timeout, and two
+/// planner settings.
 ///
-/// It also makes prepared statements use their generic plan: the server's own statements (product search, schema
+/// Prepared statements use their generic plan: the server's own statements (product search, schema
 /// introspection) are prepared once per connection, and re-planning them on every call (PostgreSQL's default for
 /// the first executions, and for good whenever a custom plan looks cheaper) cost the product search about as
 /// much as running it. The model's SQL is unaffected: it has no parameters, so it is always planned for itself.
-pub async fn begin<'a>(client: &'a mut Client, context: &SignedContext, timeout: Duration) -> Result<Transaction<'a>> {
+///
+/// `cursor_tuple_fraction = 1` plans the model's SQL, which `db::query` runs through a cursor, for its whole
+/// result, as a plain statement would be planned, not for its first tenth (the cursor default).
+fn settings(context: &SignedContext, timeout: Duration) -> String {
     debug_assert!(context.value.bytes().all(|b| b.is_ascii_alphanumeric() || b";*,-".contains(&b)));
-    let tx = client.build_transaction().read_only(true).start().await?;
-    tx.batch_execute(&format!(
-        "SET LOCAL zava.tenant = '{}'; SET LOCAL statement_timeout = {}; SET LOCAL plan_cache_mode = force_generic_plan",
+    format!(
+        "SET LOCAL zava.tenant = '{}'; SET LOCAL statement_timeout = {}; \
+         SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL cursor_tuple_fraction = 1",
         context.as_str(),
         timeout.as_millis().max(1)
-    ))
-    .await?;
+    )
+}
+
+/// What opens a tenant call's read-only transaction, as one simple-protocol message: `BEGIN READ ONLY` and
+/// [`settings`]. `db::call` sends it ahead of the call's own statements, in the same round trip.
+pub(crate) fn opening(context: &SignedContext, timeout: Duration) -> String {
+    format!("BEGIN READ ONLY; {}", settings(context, timeout))
+}
+
+/// Opens the read-only tenant transaction on `client` as a `Transaction` (two round trips), for work that is not
+/// a caller's call: tests, and tools that hold one transaction across many statements.
+pub async fn begin<'a>(client: &'a mut Client, context: &SignedContext, timeout: Duration) -> Result<Transaction<'a>> {
+    let tx = client.build_transaction().read_only(true).start().await?;
+    tx.batch_execute(&settings(context, timeout)).await?;
     Ok(tx)
 }
 

@@ -12,9 +12,11 @@ use std::time::Duration;
 use deadpool_postgres::PoolError;
 use futures_util::TryStreamExt;
 use serde_json::Value;
+use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_util::sync::CancellationToken;
 
-use super::call::Connections;
+use super::call::{Connections, Shape, TenantCall, Unread};
 use super::context::SignedContext;
 use super::decode::{self, ColumnInfo};
 use crate::guard::ReadOnlySql;
@@ -149,7 +151,8 @@ impl From<PoolError> for QueryError {
     }
 }
 
-/// Runs `sql` for the tenant whose signed context is `ctx`.
+/// Runs `sql` for the tenant whose signed context is `ctx`, in one round trip to PostgreSQL: the transaction's
+/// opening, the statement, the ROLLBACK and the session check, pipelined.
 pub async fn run(
     db: &Connections,
     ctx: &SignedContext,
@@ -159,25 +162,26 @@ pub async fn run(
 ) -> Result<QueryOutput, QueryError> {
     // The summary costs a parse: only worth it when traces are exported.
     let summary = if crate::telemetry::traces::exporting() { sql.summary() } else { "SELECT".to_owned() };
-    db.in_tenant_tx(
-        ctx,
-        limits.statement_timeout,
-        cancel,
-        &summary,
-        async |_| Ok(()),
-        async |tx, ()| fetch(tx, sql, limits).await,
-    )
-    .await
+    let call = TenantCall { ctx, timeout: limits.statement_timeout, summary: &summary, shape: Shape::OneTrip };
+    db.in_tenant_tx(call, cancel, async |_| Ok(()), async |client, (), unread| fetch(client, sql, limits, unread).await)
+        .await
 }
 
-/// Fetches the result as it arrives, so that the byte cap bounds memory, not just the answer: rows are decoded
-/// one by one from the portal's stream and fetching stops at the first row over a cap (the rest of the batch is
-/// read and dropped by the connection, one message at a time; `db::bounded` bounds one message).
-async fn fetch(
-    tx: &tokio_postgres::Transaction<'_>,
-    sql: &ReadOnlySql,
-    limits: Limits,
-) -> Result<QueryOutput, QueryError> {
+/// Runs the SQL as one unnamed extended-protocol statement (never the simple protocol, which would run text
+/// after a `;`), sent in the same round trip as the transaction's opening and end (`db::call`), and reads its
+/// rows as they arrive, so that the caps bound memory, not just the answer.
+///
+/// The columns come with the first row, so an empty result has none: `{"c":[],"r":[],"n":0,"msg":"No rows"}`,
+/// as the origin answered (a description would cost two more round trips, on what under row-level security is
+/// a common answer).
+///
+/// Rows are decoded one by one; at the first row over a cap, reading stops and the call marks the result
+/// [`Unread`]: the statement is cancelled in PostgreSQL and its connection discarded (`db::call` says why a
+/// cancelled connection is never reused), so a `SELECT *` over 400,000 line items costs PostgreSQL no more than
+/// what fits in the socket's buffers before the cancel arrives, and the server one reconnection. A result
+/// within the caps is read to its end and its connection reused. No named statement or portal is made, so the
+/// call also runs through a connection pooler in transaction mode.
+async fn fetch(client: &Client, sql: &ReadOnlySql, limits: Limits, unread: &Unread) -> Result<QueryOutput, QueryError> {
     if crate::telemetry::traces::exporting()
         && let Some(fingerprint) = sql.fingerprint()
     {
@@ -185,15 +189,17 @@ async fn fetch(
     }
     let t = limits.statement_timeout;
     let pg = |e| QueryError::from_pg(e, t);
-    let stmt = tx.prepare(sql.as_str()).await.map_err(pg)?;
-    let columns = decode::columns(stmt.columns());
-    let portal = tx.bind(&stmt, &[]).await.map_err(pg)?;
-    let stream = tx.query_portal_raw(&portal, (limits.max_rows + 1) as i32).await.map_err(pg)?;
+    let no_params = std::iter::empty::<(&(dyn ToSql + Sync), Type)>();
+    let stream = client.query_typed_raw(sql.as_str(), no_params).await.map_err(pg)?;
     let mut stream = std::pin::pin!(stream);
+    let mut columns = Vec::new();
     let mut rows = Vec::new();
     let mut bytes = 0usize;
     let mut truncated = None;
     while let Some(row) = stream.try_next().await.map_err(pg)? {
+        if rows.is_empty() {
+            columns = decode::columns(row.columns());
+        }
         if rows.len() == limits.max_rows {
             truncated = Some(Truncation::Rows(limits.max_rows));
             break;
@@ -206,6 +212,9 @@ async fn fetch(
         }
         bytes += size;
         rows.push(values);
+    }
+    if truncated.is_some() {
+        unread.mark();
     }
     tracing::Span::current().record("db.response.returned_rows", rows.len());
     Ok(QueryOutput { columns, rows, truncated })

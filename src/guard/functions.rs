@@ -14,7 +14,7 @@
 //! (`db/hardening.sql`), so neither layer relies on the other.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Schemas whose functions model SQL may call. `zava_private` holds the tenant-verification functions and
 /// `zava_crypto` pgcrypto: neither is for queries.
@@ -144,16 +144,20 @@ const DENIED: &[DenyGroup] = &[
     },
 ];
 
-/// Which functions model SQL may call.
+/// Function name → (schema, volatility) of each of its overloads.
+type Overloads = HashMap<String, Vec<(String, char)>>;
+
+/// Which functions model SQL may call. Cheap to clone (the tables are shared): each check takes its own copy
+/// to the guard's thread.
 #[derive(Debug, Clone, Default)]
 pub struct FunctionPolicy {
     /// Function name (as in `pg_proc`) → (schema, volatility) of each overload in a callable schema.
-    catalog: Option<HashMap<String, Vec<(String, char)>>>,
+    catalog: Option<Arc<Overloads>>,
     /// Operator names (as in `pg_operator`, callable schemas) one of whose implementations is refused.
-    unsafe_operators: HashSet<String>,
+    unsafe_operators: Arc<HashSet<String>>,
     /// Type names that a cast (`x::t`, `CAST(x AS t)`, `t 'literal'`) reaches through a refused function: the
     /// type's input function or a cast function into it.
-    unsafe_types: HashSet<String>,
+    unsafe_types: Arc<HashSet<String>>,
 }
 
 /// How PostgreSQL reaches a function without naming it.
@@ -201,7 +205,11 @@ impl FunctionPolicy {
                 };
             }
         }
-        Self { catalog: Some(catalog), unsafe_operators, unsafe_types }
+        Self {
+            catalog: Some(Arc::new(catalog)),
+            unsafe_operators: Arc::new(unsafe_operators),
+            unsafe_types: Arc::new(unsafe_types),
+        }
     }
 
     /// Whether `[schema.]name` may be called; otherwise the reason, in words a model can act on.

@@ -25,13 +25,18 @@
 //! a list of places where calls are expected, which is the mistake behind crystaldba/postgres-mcp#178.
 //!
 //! Robustness: the text is capped before parsing, libpg_query and prost bound the tree's depth (too deep is
-//! [`GuardError::TooComplex`]), panics inside `pg_query` are caught, and the work runs on a thread with an
-//! 8 MiB stack, since decoding a tree near prost's depth limit needs more than a 2 MiB tokio worker has.
+//! [`GuardError::TooComplex`]), panics inside `pg_query` are caught, and the work runs on one of a few long-lived
+//! threads with 8 MiB stacks (`stack`), since decoding a tree near prost's depth limit needs more than a 2 MiB
+//! tokio worker has.
 
 mod functions;
 mod relations;
+mod stack;
 mod syntax;
 mod walk;
+
+pub use stack::guard_sized;
+use stack::on_guard_thread;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -72,7 +77,8 @@ impl ReadOnlySql {
                 position: char_position(sql, at as i64),
             });
         }
-        let explain = on_guard_thread(|| check(sql, policy))?;
+        let (text, policy) = (sql.to_owned(), policy.clone());
+        let explain = on_guard_thread(move || check(&text, &policy))?;
         Ok(ReadOnlySql { sql: sql.to_owned(), explain })
     }
 
@@ -85,15 +91,17 @@ impl ReadOnlySql {
     /// in their literals, for audit records. Computed on the guard's thread, like the parse.
     pub fn fingerprint(&self) -> Option<String> {
         let full = pg_query::FingerprintOptions::FULL_RELNAME;
-        on_guard_thread(|| Ok(pg_query::fingerprint(&self.sql, 0, full).ok().map(|f| f.hex))).ok().flatten()
+        let sql = self.sql.clone();
+        on_guard_thread(move || Ok(pg_query::fingerprint(&sql, 0, full).ok().map(|f| f.hex))).ok().flatten()
     }
 
     /// A low-cardinality name for what the statement does, for traces (`db.query.summary`): its operation and
     /// the tables it reads, sorted, e.g. `SELECT retail.orders retail.stores`; never a literal.
     pub fn summary(&self) -> String {
         let operation = if self.explain { "EXPLAIN" } else { "SELECT" };
-        let tables = on_guard_thread(|| {
-            let mut tables: Vec<String> = pg_query::parse(&self.sql, pg_query::ParserOptions::DEFAULT)
+        let sql = self.sql.clone();
+        let tables = on_guard_thread(move || {
+            let mut tables: Vec<String> = pg_query::parse(&sql, pg_query::ParserOptions::DEFAULT)
                 .map(|p| p.tables())
                 .unwrap_or_default()
                 .into_iter()
@@ -200,25 +208,6 @@ impl GuardError {
             | GuardError::ExplainAnalyze => None,
         }
     }
-}
-
-/// Stack for the parse and the walk. prost decodes trees up to 100 messages deep and needs tens of kilobytes
-/// of stack per level in unoptimised builds: `SELECT 1 + 1 + …` with 45 terms overflows a 2 MiB tokio worker
-/// (an abort of the whole server, not a panic). libpg_query sizes its own depth limit to this stack.
-const GUARD_STACK_BYTES: usize = 8 << 20;
-
-/// Runs `work` on a fresh thread with [`GUARD_STACK_BYTES`] of stack (about 50 µs) and waits for it.
-fn on_guard_thread<T: Send>(work: impl FnOnce() -> Result<T, GuardError> + Send) -> Result<T, GuardError> {
-    let failed = |reason: &str| GuardError::Unparseable { reason: reason.to_owned() };
-    std::thread::scope(|scope| {
-        let thread = std::thread::Builder::new().name("sql-guard".into()).stack_size(GUARD_STACK_BYTES);
-        match thread.spawn_scoped(scope, work) {
-            Ok(handle) => {
-                handle.join().unwrap_or_else(|_| Err(failed("the SQL check failed on this text; simplify it")))
-            }
-            Err(_) => Err(failed("the server could not start the SQL check; try again")),
-        }
-    })
 }
 
 /// Parses and checks; returns whether the one statement is an EXPLAIN.

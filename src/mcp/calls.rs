@@ -11,6 +11,7 @@ use tracing::Instrument;
 use super::output;
 use super::record::CallNote;
 use super::server::{QueryArgs, SchemaArgs, SearchArgs, ZavaServer};
+use crate::db::call::{Shape, TenantCall};
 use crate::db::{introspect, query};
 use crate::embed::error::EmbedError;
 use crate::guard::ReadOnlySql;
@@ -165,12 +166,15 @@ impl ZavaServer {
             .app
             .db
             .in_tenant_tx(
-                &self.app.sign(access),
-                timeout,
+                TenantCall {
+                    ctx: &self.app.sign(access),
+                    timeout,
+                    summary: "SELECT retail.products",
+                    shape: Shape::OneTrip,
+                },
                 cancel,
-                "SELECT retail.products",
                 SearchStatement::prepare_cached,
-                async |tx, s| {
+                async |tx, s, _| {
                     search::search(tx, &s, request, embedding).await.map_err(|e| query::QueryError::from_pg(e, timeout))
                 },
             )
@@ -184,18 +188,16 @@ impl ZavaServer {
         &self,
         access: &Access,
         cancel: &CancellationToken,
-        work: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, query::QueryError>,
+        work: impl AsyncFnOnce(&tokio_postgres::Client) -> Result<T, query::QueryError>,
     ) -> Result<T, query::QueryError> {
         let timeout = self.app.settings.limits.statement_timeout;
         self.app
             .db
             .in_tenant_tx(
-                &self.app.sign(access),
-                timeout,
+                TenantCall { ctx: &self.app.sign(access), timeout, summary: "SELECT pg_catalog", shape: Shape::Steps },
                 cancel,
-                "SELECT pg_catalog",
                 async |_| Ok(()),
-                async |tx, ()| work(tx).await,
+                async |tx, (), _| work(tx).await,
             )
             .await
     }

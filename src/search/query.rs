@@ -14,7 +14,7 @@
 //! involved, as in the origin.
 
 use pgvector::Vector;
-use tokio_postgres::{Client, Statement, Transaction};
+use tokio_postgres::{Client, Statement};
 
 use super::{SearchMode, SearchRequest};
 
@@ -106,7 +106,7 @@ impl SearchStatement {
 /// Searches inside `tx` (the caller's tenant transaction, on the connection `statement` was prepared on).
 /// `embedding` is the query's embedding; it may be None only in keyword mode.
 pub async fn search(
-    tx: &Transaction<'_>,
+    tx: &Client,
     statement: &SearchStatement,
     request: &SearchRequest,
     embedding: Option<Vec<f32>>,

@@ -41,9 +41,10 @@ impl Telemetry {
     /// Installs the subscriber: `log` is the `--log` filter. Needs a tokio runtime when traces are on.
     pub fn install(log: &str, format: LogFormat, traces: &TraceSettings) -> Result<Telemetry> {
         // Migration and driver chatter (NOTICEs such as "already exists, skipping") is noise for a person. rmcp's
-        // debug lines carry every request and response in full (other stores' rows, customers' emails), so rmcp
-        // never logs below info, whatever the filter asks. The exporter's own stack says only what went wrong.
-        let quiet = "refinery=warn,refinery_core=warn,tokio_postgres=warn,rmcp=info,opentelemetry=warn,\
+        // debug lines carry every request and response in full (other stores' rows, customers' emails), and its
+        // info lines are three per stateless request (a dump of the client's parameters, "serve finished"): rmcp
+        // says only warnings and errors, whatever the filter asks. The exporter's own stack says only what went wrong.
+        let quiet = "refinery=warn,refinery_core=warn,tokio_postgres=warn,rmcp=warn,opentelemetry=warn,\
                      opentelemetry_sdk=warn,opentelemetry_otlp=warn,tonic=warn,h2=warn,hyper=warn,tower=warn,reqwest=warn";
         let filter = EnvFilter::try_new(format!("{log},{quiet}")).unwrap_or_else(|_| EnvFilter::new("info"));
         // A closed stderr (the reader went away) must never take a request or the shutdown down with it: failed

@@ -109,7 +109,8 @@ pub fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::
 /// which a killed one never does.
 pub fn terminate(child: &mut Child) {
     if matches!(child.try_wait(), Ok(None)) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
         if wait_until(child, Instant::now() + Duration::from_secs(10)).is_some() {
             return;
         }

@@ -43,7 +43,7 @@ fn kirkland() -> Tenant {
 async fn orders_block(db: &TestDb, tenant: &Tenant) -> String {
     let mut client = db.query_role().await;
     let tx = context::begin(&mut client, &db.context(tenant), TIMEOUT).await.unwrap();
-    introspect::describe(&tx, &[table("retail.orders")]).await.unwrap()
+    introspect::describe(tx.client(), &[table("retail.orders")]).await.unwrap()
 }
 
 /// First and last order date of one store (all stores for `None`), as the owner sees them.
@@ -66,12 +66,12 @@ async fn the_query_role_is_offered_exactly_the_nine_retail_tables() {
     let mut client = db.query_role().await;
     {
         let tx = context::begin(&mut client, &db.context(&Tenant::HeadOffice), TIMEOUT).await.unwrap();
-        let tables = introspect::readable_tables(&tx).await.unwrap();
+        let tables = introspect::readable_tables(tx.client()).await.unwrap();
         assert_eq!(tables.iter().map(ToString::to_string).collect::<Vec<_>>(), expected);
     }
     // Privileges, not row security, decide the list: a caller without a context is offered the same tables.
     let tx = client.transaction().await.unwrap();
-    let tables = introspect::readable_tables(&tx).await.unwrap();
+    let tables = introspect::readable_tables(tx.client()).await.unwrap();
     assert_eq!(tables.iter().map(ToString::to_string).collect::<Vec<_>>(), expected);
 }
 
@@ -103,7 +103,7 @@ async fn every_table_describes_and_blocks_concatenate_in_request_order() {
     let mut client = db.query_role().await;
     let tx = context::begin(&mut client, &db.context(&Tenant::HeadOffice), TIMEOUT).await.unwrap();
     let tables: Vec<TableName> = RETAIL_TABLES.iter().rev().map(|t| table(&format!("retail.{t}"))).collect();
-    let text = introspect::describe(&tx, &tables).await.unwrap();
+    let text = introspect::describe(tx.client(), &tables).await.unwrap();
     let headings: Vec<&str> = text.split("\n\n# Table: ").skip(1).map(|b| b.lines().next().unwrap()).collect();
     assert_eq!(headings, tables.iter().map(ToString::to_string).collect::<Vec<_>>());
 
@@ -131,9 +131,10 @@ async fn every_table_describes_and_blocks_concatenate_in_request_order() {
     assert!(!one("retail.products").contains("## Valid Values"));
 
     // A table the role cannot read gets the origin's not-found line, like a vanished one.
-    let twice = introspect::describe(&tx, &[table("retail.stores"), table("retail.stores")]).await.unwrap();
+    let twice = introspect::describe(tx.client(), &[table("retail.stores"), table("retail.stores")]).await.unwrap();
     assert_eq!(twice, format!("\n\n# Table: {stores}\n\n# Table: {stores}"));
-    let missing = introspect::describe(&tx, &[table("zava_private.context_key"), table("retail.nope")]).await.unwrap();
+    let missing =
+        introspect::describe(tx.client(), &[table("zava_private.context_key"), table("retail.nope")]).await.unwrap();
     assert_eq!(
         missing,
         "**ERROR:** Table 'zava_private.context_key' not found\n**ERROR:** Table 'retail.nope' not found\n"
@@ -166,7 +167,7 @@ async fn relationships_come_from_pg_catalog_although_the_role_owns_nothing() {
         .get(0);
     assert_eq!(visible, 0, "information_schema now shows constraints to a SELECT-only role; C12 is moot");
 
-    let text = introspect::describe(&tx, &[table("retail.order_items")]).await.unwrap();
+    let text = introspect::describe(tx.client(), &[table("retail.order_items")]).await.unwrap();
     assert!(
         text.contains(
             "## Relationships\n\
@@ -208,12 +209,12 @@ async fn no_context_or_an_unknown_manager_gets_no_order_values() {
     let unknown = {
         let mut client = db.query_role().await;
         let tx = context::begin(&mut client, &db.context(&Tenant::from_uuid(Uuid::new_v4())), TIMEOUT).await.unwrap();
-        introspect::describe(&tx, &tables).await.unwrap()
+        introspect::describe(tx.client(), &tables).await.unwrap()
     };
     let none = {
         let mut client = db.query_role().await;
         let tx = client.transaction().await.unwrap();
-        introspect::describe(&tx, &tables).await.unwrap()
+        introspect::describe(tx.client(), &tables).await.unwrap()
     };
     for text in [unknown, none] {
         let (orders, stores) = text.split_once("\n\n# Table: retail.stores").unwrap_or_else(|| panic!("{text}"));
@@ -286,7 +287,7 @@ async fn the_cache_keeps_tenants_apart_and_reuses_a_tenants_own_block() {
         async move {
             let mut client = db.query_role().await;
             let tx = context::begin(&mut client, &db.context(&tenant), TIMEOUT).await.unwrap();
-            cache.get_or_describe(&tenant.scope(), &tx, orders).await.unwrap()
+            cache.get_or_describe(&tenant.scope(), tx.client(), orders).await.unwrap()
         }
     };
     let head = cached(Tenant::HeadOffice).await;
@@ -326,12 +327,12 @@ async fn cached_blocks_expire_and_batches_mix_cached_and_fresh_tables() {
     let mut client = db.query_role().await;
     let first = {
         let tx = context::begin(&mut client, &db.context(&kirkland()), TIMEOUT).await.unwrap();
-        cache.get_or_describe(&scope, &tx, &tables[0]).await.unwrap();
-        cache.get_or_describe_all(&scope, &tx, &tables).await.unwrap()
+        cache.get_or_describe(&scope, tx.client(), &tables[0]).await.unwrap();
+        cache.get_or_describe_all(&scope, tx.client(), &tables).await.unwrap()
     };
     {
         let tx = context::begin(&mut client, &db.context(&kirkland()), TIMEOUT).await.unwrap();
-        assert_eq!(first, introspect::describe(&tx, &tables).await.unwrap());
+        assert_eq!(first, introspect::describe(tx.client(), &tables).await.unwrap());
     }
     assert_eq!(cache.len().await, 2, "the not-found line is not cached");
 
@@ -342,6 +343,6 @@ async fn cached_blocks_expire_and_batches_mix_cached_and_fresh_tables() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let tx = context::begin(&mut client, &db.context(&kirkland()), TIMEOUT).await.unwrap();
-    let after = cache.get_or_describe(&scope, &tx, &tables[0]).await.unwrap();
+    let after = cache.get_or_describe(&scope, tx.client(), &tables[0]).await.unwrap();
     assert!(after.contains("2031"), "expired blocks are described again: {after}");
 }

@@ -209,7 +209,7 @@ async fn the_schema_tool_says_what_the_caller_gets() {
             zava_mcp::db::context::begin(&mut client, &db.context_for(&access), std::time::Duration::from_secs(30))
                 .await
                 .unwrap();
-        let text = introspect::describe(&tx, &[customers.clone(), orders.clone()]).await.unwrap();
+        let text = introspect::describe(tx.client(), &[customers.clone(), orders.clone()]).await.unwrap();
         assert!(text.contains(&format!("- `email`, `phone`: personal data, {says}")), "{text}");
         // The view is described with the table's keys, and keys to customers point at the view.
         assert!(text.contains("- `primary_store_id` → `retail.stores.store_id` (MANY_TO_ONE)"), "{text}");

@@ -23,7 +23,7 @@ async fn find(db: &TestDb, tenant: &Tenant, request: SearchRequest) -> Vec<Searc
     let mut client = db.query_role().await;
     let statement = SearchStatement::prepare(&client).await.unwrap();
     let tx = zava_mcp::db::context::begin(&mut client, &db.context(tenant), Duration::from_secs(30)).await.unwrap();
-    search(&tx, &statement, &request, embedding).await.unwrap()
+    search(tx.client(), &statement, &request, embedding).await.unwrap()
 }
 
 fn aisles(hits: &[SearchHit]) -> Vec<&str> {

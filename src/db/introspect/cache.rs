@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
-use tokio_postgres::Transaction;
+use tokio_postgres::Client;
 
 use super::{TableName, describe_blocks, render};
 
@@ -40,7 +40,7 @@ impl SchemaCache {
     pub async fn get_or_describe(
         &self,
         tenant_scope: &str,
-        tx: &Transaction<'_>,
+        tx: &Client,
         table: &TableName,
     ) -> Result<String, tokio_postgres::Error> {
         self.get_or_describe_all(tenant_scope, tx, std::slice::from_ref(table)).await
@@ -51,7 +51,7 @@ impl SchemaCache {
     pub async fn get_or_describe_all(
         &self,
         tenant_scope: &str,
-        tx: &Transaction<'_>,
+        tx: &Client,
         tables: &[TableName],
     ) -> Result<String, tokio_postgres::Error> {
         let mut blocks: Vec<Option<Arc<str>>> = Vec::with_capacity(tables.len());

@@ -6,7 +6,7 @@
 //! with "Valid Values" adds one query, which runs under row-level security and so sees only this tenant's rows.
 
 use chrono::NaiveDate;
-use tokio_postgres::Transaction;
+use tokio_postgres::Client;
 
 use super::{READABLE_RELATION, TableName, quote_ident};
 
@@ -143,7 +143,7 @@ fn valid_values_for(table: &TableName) -> Option<ValidValues> {
 
 /// One entry per requested table, in order: its metadata, or `None` when the role cannot read it.
 pub(crate) async fn describe_tables(
-    tx: &Transaction<'_>,
+    tx: &Client,
     tables: &[TableName],
 ) -> Result<Vec<Option<TableInfo>>, tokio_postgres::Error> {
     if tables.is_empty() {
@@ -213,10 +213,7 @@ fn by_oid(infos: &mut [(u32, TableInfo)], oid: u32) -> Option<&mut TableInfo> {
 
 /// The "Valid Values" lines for one table, computed under the tenant; nothing when the role cannot read the
 /// column the values come from.
-async fn valid_values(
-    tx: &Transaction<'_>,
-    info: &TableInfo,
-) -> Result<Vec<(&'static str, String)>, tokio_postgres::Error> {
+async fn valid_values(tx: &Client, info: &TableInfo) -> Result<Vec<(&'static str, String)>, tokio_postgres::Error> {
     let readable = |column: &str| info.columns.iter().any(|c| c.name == column);
     let mut lines = Vec::new();
     match valid_values_for(&info.name) {

@@ -19,7 +19,7 @@ mod request;
 use std::fmt;
 use std::str::FromStr;
 
-use tokio_postgres::Transaction;
+use tokio_postgres::Client;
 
 pub use cache::SchemaCache;
 pub use request::{MAX_TABLES, SchemaRequestError, resolve};
@@ -105,7 +105,7 @@ pub(crate) const READABLE_RELATION: &str = "c.relkind IN ('r', 'p', 'v', 'm', 'f
 
 /// Tables (and views) the current role may SELECT, excluding system schemas, `zava_private`, `zava_crypto` and
 /// `public.refinery_schema_history`. Sorted by schema, then table.
-pub async fn readable_tables(tx: &Transaction<'_>) -> Result<Vec<TableName>, tokio_postgres::Error> {
+pub async fn readable_tables(tx: &Client) -> Result<Vec<TableName>, tokio_postgres::Error> {
     let sql = format!(
         "SELECT n.nspname::text, c.relname::text
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -121,14 +121,14 @@ pub async fn readable_tables(tx: &Transaction<'_>) -> Result<Vec<TableName>, tok
 /// with `"\n\n"`; a table that is not (or no longer) readable gives the origin's
 /// `**ERROR:** Table '<name>' not found` line instead. Valid values are computed under the transaction's
 /// tenant. `tables` should come from [`resolve`].
-pub async fn describe(tx: &Transaction<'_>, tables: &[TableName]) -> Result<String, tokio_postgres::Error> {
+pub async fn describe(tx: &Client, tables: &[TableName]) -> Result<String, tokio_postgres::Error> {
     let blocks = describe_blocks(tx, tables).await?;
     Ok(blocks.into_iter().zip(tables).map(|(b, t)| b.unwrap_or_else(|| render::not_found(t))).collect())
 }
 
 /// One rendered block per requested table, in order; `None` for a table the role cannot read.
 pub(crate) async fn describe_blocks(
-    tx: &Transaction<'_>,
+    tx: &Client,
     tables: &[TableName],
 ) -> Result<Vec<Option<String>>, tokio_postgres::Error> {
     Ok(catalog::describe_tables(tx, tables).await?.iter().map(|i| i.as_ref().map(render::block)).collect())
