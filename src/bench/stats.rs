@@ -86,6 +86,8 @@ impl Percentiles {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ProcSample {
     pub(crate) cpu: Duration,
+    /// The CPU time of its children that have exited and been waited for (`cutime` + `cstime`).
+    pub(crate) reaped_children_cpu: Duration,
     pub(crate) rss_kib: u64,
     pub(crate) peak_rss_kib: u64,
 }
@@ -99,7 +101,9 @@ impl ProcSample {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // The command name may hold spaces and parentheses: the fields follow the last ')'.
         let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().collect();
-        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        let ticks = field(11)? + field(12)?;
+        let reaped = field(13).unwrap_or(0) + field(14).unwrap_or(0);
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let kib = |key: &str| {
             status
@@ -111,14 +115,17 @@ impl ProcSample {
         };
         Some(ProcSample {
             cpu: Duration::from_secs_f64(ticks as f64 / USER_HZ),
+            reaped_children_cpu: Duration::from_secs_f64(reaped as f64 / USER_HZ),
             rss_kib: kib("VmRSS:"),
             peak_rss_kib: kib("VmHWM:"),
         })
     }
 
-    /// The CPU time of `pid` and all its children (a PostgreSQL postmaster and its backends), summed.
+    /// The CPU time of `pid` and all its children (a PostgreSQL postmaster and its backends), summed, those
+    /// that have exited included (a phase's callers close their connections as it ends, and the postmaster
+    /// reaps their backends).
     pub(crate) fn cpu_of_tree(pid: u32) -> Duration {
-        let mut total = ProcSample::of(pid).map(|s| s.cpu).unwrap_or_default();
+        let mut total = ProcSample::of(pid).map(|s| s.cpu + s.reaped_children_cpu).unwrap_or_default();
         let Ok(dir) = std::fs::read_dir("/proc") else { return total };
         for entry in dir.flatten() {
             let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
@@ -135,6 +142,21 @@ impl ProcSample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_keeps_the_cpu_of_children_that_exited() {
+        let me = std::process::id();
+        let reaped = || ProcSample::of(me).unwrap().reaped_children_cpu;
+        let (before, reaped_before) = (ProcSample::cpu_of_tree(me), reaped());
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let (after, reaped_after) = (ProcSample::cpu_of_tree(me), reaped());
+        assert!(reaped_after >= reaped_before + Duration::from_millis(20), "{reaped_before:?} -> {reaped_after:?}");
+        assert!(after >= before + (reaped_after - reaped_before), "{before:?} -> {after:?}");
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {
