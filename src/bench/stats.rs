@@ -154,7 +154,7 @@ mod tests {
             .unwrap();
         assert!(status.success());
         let (after, reaped_after) = (ProcSample::cpu_of_tree(me), reaped());
-        assert!(reaped_after >= reaped_before + Duration::from_millis(20), "{reaped_before:?} -> {reaped_after:?}");
+        assert!(reaped_after > reaped_before, "{reaped_before:?} -> {reaped_after:?}");
         assert!(after >= before + (reaped_after - reaped_before), "{before:?} -> {after:?}");
     }
 

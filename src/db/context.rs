@@ -1,7 +1,7 @@
 //! The tenant transaction: the only way tenant-scoped SQL reaches PostgreSQL.
 //!
 //! Each call opens a read-only transaction, sets a *signed*, transaction-local tenant context and a
-//! transaction-local statement timeout, and ends in ROLLBACK (dropping the transaction rolls it back), so
+//! transaction-local statement timeout, and ends in ROLLBACK (`db::session::end` sends it), so
 //! nothing session-scoped survives on a pooled connection. The context is HMAC-signed with a key the query role
 //! cannot read (see the V2 migration), so SQL that somehow rewrites the setting cannot become another tenant.
 

@@ -78,8 +78,7 @@ impl ReadOnlySql {
             });
         }
         let (text, policy) = (sql.to_owned(), policy.clone());
-        let explain = on_guard_thread(move || check(&text, &policy))?;
-        Ok(ReadOnlySql { sql: sql.to_owned(), explain })
+        on_guard_thread(move || check(&text, &policy).map(|explain| ReadOnlySql { sql: text, explain }))
     }
 
     /// The SQL text exactly as the model wrote it.
