@@ -12,8 +12,8 @@ use std::time::Duration;
 use deadpool_postgres::PoolError;
 use futures_util::TryStreamExt;
 use serde_json::Value;
-use tokio_postgres::Client;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::call::{Connections, Shape, TenantCall, Unread};
@@ -192,30 +192,70 @@ async fn fetch(client: &Client, sql: &ReadOnlySql, limits: Limits, unread: &Unre
     let no_params = std::iter::empty::<(&(dyn ToSql + Sync), Type)>();
     let stream = client.query_typed_raw(sql.as_str(), no_params).await.map_err(pg)?;
     let mut stream = std::pin::pin!(stream);
-    let mut columns = Vec::new();
-    let mut rows = Vec::new();
-    let mut bytes = 0usize;
-    let mut truncated = None;
+    let mut collected = Collector::new(limits);
     while let Some(row) = stream.try_next().await.map_err(pg)? {
-        if rows.is_empty() {
-            columns = decode::columns(row.columns());
-        }
-        if rows.len() == limits.max_rows {
-            truncated = Some(Truncation::Rows(limits.max_rows));
+        if !collected.push(&row)? {
+            unread.mark();
             break;
         }
-        let values = decode::row_values(&row)?;
-        let size = serde_json::to_string(&values).map(|s| s.len() + 1).unwrap_or(0);
-        if bytes + size > limits.max_bytes {
-            truncated = Some(Truncation::Bytes(limits.max_bytes));
-            break;
+    }
+    let out = collected.finish();
+    tracing::Span::current().record("db.response.returned_rows", out.rows.len());
+    Ok(out)
+}
+
+/// A result being read: rows decoded as they arrive and counted against the caps (the byte cap counts each
+/// row's compact JSON, as the result will show it, without building the text).
+pub struct Collector {
+    limits: Limits,
+    out: QueryOutput,
+    bytes: usize,
+}
+
+impl Collector {
+    pub fn new(limits: Limits) -> Self {
+        Self { limits, out: QueryOutput { columns: Vec::new(), rows: Vec::new(), truncated: None }, bytes: 0 }
+    }
+
+    /// Takes one more row, or, when it is over a cap, marks the result truncated and answers `false`: stop
+    /// reading.
+    pub fn push(&mut self, row: &Row) -> Result<bool, decode::DecodeError> {
+        let out = &mut self.out;
+        if out.rows.is_empty() {
+            out.columns = decode::columns(row.columns());
         }
-        bytes += size;
-        rows.push(values);
+        if out.rows.len() == self.limits.max_rows {
+            out.truncated = Some(Truncation::Rows(self.limits.max_rows));
+            return Ok(false);
+        }
+        let values = decode::row_values(row)?;
+        let mut size = ByteCount(1);
+        // Writing JSON into a counter cannot fail.
+        let _ = serde_json::to_writer(&mut size, &values);
+        if self.bytes + size.0 > self.limits.max_bytes {
+            out.truncated = Some(Truncation::Bytes(self.limits.max_bytes));
+            return Ok(false);
+        }
+        self.bytes += size.0;
+        out.rows.push(values);
+        Ok(true)
     }
-    if truncated.is_some() {
-        unread.mark();
+
+    pub fn finish(self) -> QueryOutput {
+        self.out
     }
-    tracing::Span::current().record("db.response.returned_rows", rows.len());
-    Ok(QueryOutput { columns, rows, truncated })
+}
+
+/// An `io::Write` that only counts what is written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

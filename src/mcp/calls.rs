@@ -133,7 +133,7 @@ impl ZavaServer {
                     query::Truncation::Rows(_) => "rows",
                     query::Truncation::Bytes(_) => "bytes",
                 });
-                output::query_result(&out)
+                output::query_result(out)
             }
             Err(e) => {
                 tracing::info!(tenant = %who, error = %e, "query failed");

@@ -11,31 +11,58 @@ use crate::db::query::{self, QueryError, QueryOutput, Truncation};
 use crate::embed::error::EmbedError;
 use crate::guard::GuardError;
 
-/// The success shape of `execute_sales_query`.
-pub fn query_result(out: &QueryOutput) -> CallToolResult {
-    let mut compact = Map::new();
-    compact.insert("c".into(), out.columns.iter().map(|c| Value::from(c.name.clone())).collect());
-    compact.insert("r".into(), out.rows.iter().map(|r| Value::Array(r.clone())).collect());
-    compact.insert("n".into(), out.rows.len().into());
-    if out.rows.is_empty() {
-        compact.insert("msg".into(), "No rows".into());
-    }
-    if let Some(t) = out.truncated {
-        compact.insert("truncated".into(), true.into());
+/// The success shape of `execute_sales_query`. The text is written once, straight from the rows; the structured
+/// content then takes the rows themselves (no copy).
+pub fn query_result(out: QueryOutput) -> CallToolResult {
+    let note = out.truncated.map(|t| {
         let why = match t {
             Truncation::Rows(n) => format!("only the first {n} rows are shown"),
             Truncation::Bytes(n) => format!("the result was cut at {} KiB", n / 1024),
         };
-        compact.insert(
-            "note".into(),
-            format!("{why}; aggregate (GROUP BY, SUM, COUNT) or add LIMIT to get a complete answer").into(),
-        );
+        format!("{why}; aggregate (GROUP BY, SUM, COUNT) or add LIMIT to get a complete answer")
+    });
+    let compact = Compact {
+        c: out.columns.iter().map(|c| c.name.as_str()).collect(),
+        r: &out.rows,
+        n: out.rows.len(),
+        msg: out.rows.is_empty().then_some(NO_ROWS),
+        truncated: note.as_ref().map(|_| true),
+        note: note.as_deref(),
+    };
+    // Serialising values already in memory cannot fail.
+    let text = serde_json::to_string(&compact).unwrap_or_default();
+    let n = out.rows.len();
+    let mut structured = Map::new();
+    structured.insert("c".into(), out.columns.iter().map(|c| Value::from(c.name.as_str())).collect());
+    structured.insert("r".into(), out.rows.into_iter().map(Value::Array).collect());
+    structured.insert("n".into(), n.into());
+    if n == 0 {
+        structured.insert("msg".into(), NO_ROWS.into());
     }
-    let text = Value::Object(compact.clone()).to_string();
-    compact.insert("t".into(), out.columns.iter().map(|c| Value::from(c.pg_type.clone())).collect());
+    if let Some(note) = note {
+        structured.insert("truncated".into(), true.into());
+        structured.insert("note".into(), note.into());
+    }
+    structured.insert("t".into(), out.columns.iter().map(|c| Value::from(c.pg_type.as_str())).collect());
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-    result.structured_content = Some(Value::Object(compact));
+    result.structured_content = Some(Value::Object(structured));
     result
+}
+
+const NO_ROWS: &str = "No rows";
+
+/// The text content of a query result, in the origin's key order.
+#[derive(serde::Serialize)]
+struct Compact<'a> {
+    c: Vec<&'a str>,
+    r: &'a [Vec<Value>],
+    n: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    msg: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
 }
 
 /// The success shape of `semantic_search_products`: the origin's columns (with category and type names instead

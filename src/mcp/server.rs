@@ -49,7 +49,9 @@ pub struct ZavaServer {
     throttle: Option<Arc<Throttle>>,
     /// Where each call's record goes (`--audit-log`).
     pub(super) audit: Option<Arc<AuditLog>>,
-    tool_router: ToolRouter<Self>,
+    /// Built once per process: the tools' descriptions and JSON schemas cost more than a light call to make, and
+    /// in stateless HTTP a handler is made for every request.
+    tool_router: Arc<ToolRouter<Self>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -78,7 +80,9 @@ pub struct SearchArgs {
 
 impl ZavaServer {
     pub fn new(app: Arc<App>, identity: IdentitySource) -> Self {
-        Self { app, identity, throttle: None, audit: None, tool_router: Self::tool_router() }
+        static TOOLS: std::sync::OnceLock<Arc<ToolRouter<ZavaServer>>> = std::sync::OnceLock::new();
+        let tool_router = TOOLS.get_or_init(|| Arc::new(Self::tool_router())).clone();
+        Self { app, identity, throttle: None, audit: None, tool_router }
     }
 
     /// Checks `throttle` on every data tool call (stdio; over HTTP the limits are an HTTP layer, answered 429).
