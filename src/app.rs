@@ -16,7 +16,7 @@ use crate::db::pool::{self, PoolSettings};
 use crate::db::query::Limits;
 use crate::embed::products;
 use crate::embed::provider::{Embedder, QueryEmbedder};
-use crate::guard::{FunctionPolicy, ImplicitCall};
+use crate::guard::{FunctionPolicy, ImplicitCall, Verdicts};
 use crate::identity::Directory;
 use crate::tenant::Access;
 
@@ -48,6 +48,8 @@ pub struct App {
     pub key: ContextKey,
     pub directory: Directory,
     pub functions: FunctionPolicy,
+    /// The guard's verdicts on what each tenant sent before (`guard::Verdicts`).
+    pub verdicts: Verdicts,
     pub schemas: SchemaCache,
     pub embeddings: QueryEmbedder,
     pub settings: AppSettings,
@@ -102,6 +104,7 @@ impl App {
             key,
             directory,
             functions,
+            verdicts: Verdicts::default(),
             schemas,
             embeddings,
             settings,

@@ -28,15 +28,20 @@
 //! [`GuardError::TooComplex`]), panics inside `pg_query` are caught, and the work runs on one of a few long-lived
 //! threads with 8 MiB stacks (`stack`), since decoding a tree near prost's depth limit needs more than a 2 MiB
 //! tokio worker has.
+//!
+//! The server asks through [`Verdicts`], which keeps each tenant's verdicts on the texts it sent, so a repeated
+//! query is not parsed again.
 
 mod functions;
 mod relations;
 mod stack;
 mod syntax;
+mod verdicts;
 mod walk;
 
 pub use stack::guard_sized;
 use stack::on_guard_thread;
+pub use verdicts::Verdicts;
 
 #[cfg(test)]
 mod fuzz_tests;

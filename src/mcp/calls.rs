@@ -14,7 +14,6 @@ use super::server::{QueryArgs, SchemaArgs, SearchArgs, ZavaServer};
 use crate::db::call::{Shape, TenantCall};
 use crate::db::{introspect, query};
 use crate::embed::error::EmbedError;
-use crate::guard::ReadOnlySql;
 use crate::search::{self, SearchMode, SearchRequest, SearchStatement};
 use crate::tenant::Access;
 use crate::throttle::CallPermit;
@@ -110,8 +109,12 @@ impl ZavaServer {
             Ok(entered) => entered,
             Err(refused) => return refused,
         };
-        let checked =
-            tracing::info_span!("guard").in_scope(|| ReadOnlySql::parse(&args.postgresql_query, &self.app.functions));
+        let checked = self
+            .app
+            .verdicts
+            .check(&access.tenant.scope(), &args.postgresql_query, &self.app.functions)
+            .instrument(tracing::info_span!("guard"))
+            .await;
         let sql = match checked {
             Ok(sql) => sql,
             Err(e) => {
