@@ -83,6 +83,7 @@ mod tests {
             assert_eq!(verdicts.check(MANAGER, sql, &policy).await, fresh, "{sql}");
             assert_eq!(verdicts.check(MANAGER, sql, &policy).await, fresh, "{sql}, kept");
         }
+        verdicts.cache.run_pending_tasks().await;
         assert_eq!(verdicts.cache.entry_count(), 3);
     }
 
