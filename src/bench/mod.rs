@@ -4,12 +4,14 @@
 //! one run, never by timers in tests.
 //!
 //! `mix.rs` reads the mix, `callers.rs` the identities, `target.rs` starts the server, `load.rs` drives MCP,
-//! `floor.rs` drives PostgreSQL, `stats.rs` measures, `report.rs` prints.
+//! `floor.rs` drives PostgreSQL, `policies.rs` compares the row-level security with a plain design query by query,
+//! `stats.rs` measures, `report.rs` prints.
 
 mod callers;
 mod floor;
 mod load;
 mod mix;
+mod policies;
 mod report;
 mod stats;
 mod target;
@@ -44,6 +46,8 @@ pub struct BenchSettings {
     /// Arguments added to the started server's `serve` command.
     pub server_args: Vec<String>,
     pub floor: bool,
+    /// After the load, time each SQL call under the server's row-level security and under plain policies.
+    pub policies: bool,
     /// The statement timeout the floor sets (the server's default).
     pub statement_timeout: Duration,
     pub json: bool,
@@ -55,6 +59,10 @@ pub struct FloorSource(pub DbSettings);
 pub async fn run(settings: BenchSettings, external: FloorSource) -> Result<()> {
     crate::embed::remote::install_tls_provider();
     let mix = Arc::new(mix::Mix::load(&settings.mix)?);
+    if settings.policies {
+        anyhow::ensure!(settings.floor, "--policies needs the floor's database connection: drop --floor off");
+        anyhow::ensure!(mix.calls.iter().any(|c| c.sql.is_some()), "--policies needs a mix with SQL calls");
+    }
     let callers = Arc::new(callers::callers(settings.identity.as_deref())?);
     let scratch;
     let (server, url, db_settings) = match &settings.url {
@@ -155,9 +163,29 @@ pub async fn run(settings: BenchSettings, external: FloorSource) -> Result<()> {
         sql_phase,
         floor,
     };
+    let compared = match (&floor_target, settings.policies) {
+        (Some((_, db)), true) => {
+            eprintln!("comparing the row-level security with plain policies, query by query...");
+            let target = policies::PolicyTarget {
+                query: db.endpoint(Role::Query)?.clone(),
+                admin: db.admin_on_served()?,
+                owner_role: db.endpoint(Role::Owner)?.user.clone(),
+                key: db.context_key().clone(),
+            };
+            Some(policies::compare(&target, &mix).await?)
+        }
+        _ => None,
+    };
     print!("{}", report.text());
+    if let Some(timings) = &compared {
+        print!("{}", policies::text(timings));
+    }
     if settings.json {
-        println!("{}", report.json());
+        let mut json = report.json();
+        if let Some(timings) = &compared {
+            json["policies"] = policies::json(timings);
+        }
+        println!("{json}");
     }
     if let Some((_, db)) = floor_target {
         tokio::task::spawn_blocking(move || db.close()).await??;

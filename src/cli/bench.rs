@@ -57,6 +57,12 @@ pub struct BenchArgs {
     /// The floor's statement timeout in milliseconds (the server's default).
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub statement_timeout_ms: u64,
+    /// After the load, time each SQL call of the mix for the smallest store, a middle store and head office under
+    /// zava-mcp's row-level security and under a plain `store_id = …` policy with normal statistics (made in an
+    /// administrator transaction that is rolled back), and print the two side by side (`policies` in --json).
+    /// Needs an administrator connection: the managed cluster has one.
+    #[arg(long)]
+    pub policies: bool,
     /// Also print the figures as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -87,6 +93,7 @@ pub(super) async fn bench(settings: DbSettings, args: BenchArgs) -> Result<()> {
         data_dir: args.bench_dir,
         server_args: args.server_args,
         floor: args.floor == OnOff::On,
+        policies: args.policies,
         statement_timeout: Duration::from_millis(args.statement_timeout_ms),
         json: args.json,
     };
