@@ -18,7 +18,7 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    fn new(name: &str, id: Uuid) -> Caller {
+    pub(crate) fn new(name: &str, id: Uuid) -> Caller {
         let name = name.strip_prefix("Zava Retail ").unwrap_or(name);
         Caller {
             name: name.to_owned(),

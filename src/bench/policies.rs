@@ -22,7 +22,7 @@ use super::mix::Mix;
 use crate::data::stores::STORES;
 use crate::db::context::{CONTEXT_VALIDITY, ContextKey, SignedContext};
 use crate::db::endpoint::Endpoint;
-use crate::tenant::{Access, HEAD_OFFICE_ID, PersonalData, Tenant};
+use crate::tenant::HEAD_OFFICE_ID;
 
 /// Timed runs of each query per identity and design (after one untimed run).
 const RUNS: usize = 7;
@@ -62,8 +62,14 @@ impl Timing {
     }
 }
 
+/// One identity compared, and the store its plain policy lets through (`None`: head office, every row).
+struct Subject {
+    caller: Caller,
+    store: Option<i32>,
+}
+
 /// The identities compared: the store with the fewest orders, the middle one, and head office.
-async fn identities(admin: &Client) -> Result<Vec<Caller>> {
+async fn subjects(admin: &Client) -> Result<Vec<Subject>> {
     let rows = admin
         .query("SELECT store_id FROM retail.orders GROUP BY store_id ORDER BY count(*), store_id", &[])
         .await
@@ -72,52 +78,40 @@ async fn identities(admin: &Client) -> Result<Vec<Caller>> {
     anyhow::ensure!(!ids.is_empty(), "retail.orders is empty: seed the database first");
     let store = |id: i32| {
         let spec = usize::try_from(id - 1).ok().and_then(|i| STORES.get(i)).context("a store_id without a store")?;
-        Ok::<_, anyhow::Error>(caller(spec.name.trim_start_matches("Zava Retail "), Tenant::from_uuid(spec.manager)))
+        Ok::<_, anyhow::Error>(Subject { caller: Caller::new(spec.name, spec.manager), store: Some(id) })
     };
     let mut chosen = vec![store(ids[0])?];
     if ids.len() > 2 {
         chosen.push(store(ids[ids.len() / 2])?);
     }
-    chosen.push(caller("head office", Tenant::from_uuid(HEAD_OFFICE_ID)));
+    chosen.push(Subject { caller: Caller::new("head office", HEAD_OFFICE_ID), store: None });
     Ok(chosen)
-}
-
-fn caller(name: &str, tenant: Tenant) -> Caller {
-    Caller { name: name.to_owned(), header: String::new(), access: Access::new(tenant, PersonalData::Clear) }
-}
-
-/// The store ids a caller's plain policy lets through (`None`: head office, every row).
-fn store_id(caller: &Caller) -> Option<i32> {
-    match &caller.access.tenant {
-        Tenant::HeadOffice => None,
-        Tenant::Managers(ids) => STORES
-            .iter()
-            .position(|s| ids.first().map(|m| m.as_uuid()) == Some(s.manager))
-            .and_then(|i| i32::try_from(i + 1).ok()),
-    }
 }
 
 /// Runs the comparison for every SQL call of `mix`.
 pub(crate) async fn compare(target: &PolicyTarget, mix: &Mix) -> Result<Vec<Timing>> {
     let queries: Vec<(&str, &str)> =
         mix.calls.iter().filter_map(|c| c.sql.as_deref().map(|sql| (c.label.as_str(), sql))).collect();
-    anyhow::ensure!(!queries.is_empty(), "--policies needs a mix with execute_sales_query calls");
     let admin = target.admin.connect().await.context("--policies needs an administrator connection")?;
-    let callers = identities(&admin).await?;
+    let subjects = subjects(&admin).await?;
     let query = target.query.connect().await?;
-    let mut ours = ours_pass(&query, &target.key, &callers, &queries).await?;
-    let plain = plain_pass(&admin, target, &callers, &queries).await?;
-    for (samples, more) in ours.iter_mut().zip(ours_pass(&query, &target.key, &callers, &queries).await?) {
+    let ours = |who: &Subject| {
+        let context = SignedContext::sign(&who.caller.access, &target.key, CONTEXT_VALIDITY);
+        format!("BEGIN READ ONLY; SET LOCAL zava.tenant = '{}'", context.as_str())
+    };
+    let mut samples = pass(&query, &subjects, &queries, ours, "ROLLBACK").await?;
+    let plain = plain_pass(&admin, target, &subjects, &queries).await?;
+    for (samples, more) in samples.iter_mut().zip(pass(&query, &subjects, &queries, ours, "ROLLBACK").await?) {
         samples.extend(more);
     }
     let mut timings = Vec::new();
-    let mut cells = ours.into_iter().zip(plain);
+    let mut cells = samples.into_iter().zip(plain);
     for (label, _) in &queries {
-        for who in &callers {
+        for who in &subjects {
             let (ours, plain) = cells.next().context("a timing per query and identity")?;
             timings.push(Timing {
                 query: (*label).to_owned(),
-                identity: who.name.clone(),
+                identity: who.caller.name.clone(),
                 ours_ms: median(ours),
                 plain_ms: median(plain),
             });
@@ -126,21 +120,23 @@ pub(crate) async fn compare(target: &PolicyTarget, mix: &Mix) -> Result<Vec<Timi
     Ok(timings)
 }
 
-/// Samples per (query, identity), in that order, under the server's own design.
-async fn ours_pass(
+/// Samples per (query, identity), in that order: for each, `open` sent, the query timed, `close` sent (also after
+/// a failure, whose error is the one reported).
+async fn pass(
     client: &Client,
-    key: &ContextKey,
-    callers: &[Caller],
+    subjects: &[Subject],
     queries: &[(&str, &str)],
+    open: impl Fn(&Subject) -> String,
+    close: &str,
 ) -> Result<Vec<Vec<Duration>>> {
     let mut out = Vec::new();
     for (_, sql) in queries {
-        for who in callers {
-            let context = SignedContext::sign(&who.access, key, CONTEXT_VALIDITY);
-            client.batch_execute(&format!("BEGIN READ ONLY; SET LOCAL zava.tenant = '{}'", context.as_str())).await?;
+        for who in subjects {
+            client.batch_execute(&open(who)).await?;
             let samples = timed(client, sql).await;
-            client.batch_execute("ROLLBACK").await?;
+            let closed = client.batch_execute(close).await;
             out.push(samples?);
+            closed?;
         }
     }
     Ok(out)
@@ -150,7 +146,7 @@ async fn ours_pass(
 async fn plain_pass(
     admin: &Client,
     target: &PolicyTarget,
-    callers: &[Caller],
+    subjects: &[Subject],
     queries: &[(&str, &str)],
 ) -> Result<Vec<Vec<Duration>>> {
     let mut setup = String::from("BEGIN;");
@@ -163,29 +159,16 @@ async fn plain_pass(
     }
     setup.push_str(&format!(" ANALYZE {};", POLICY_TABLES.map(|t| format!("retail.{t}")).join(", ")));
     admin.batch_execute(&setup).await.context("cannot put the plain policies in place")?;
-    let result = async {
-        let mut out = Vec::new();
-        for (_, sql) in queries {
-            for who in callers {
-                let context = SignedContext::sign(&who.access, &target.key, CONTEXT_VALIDITY);
-                let (role, store) = match store_id(who) {
-                    Some(id) => (target.query.user.as_str(), id),
-                    None => (target.owner_role.as_str(), 0),
-                };
-                admin
-                    .batch_execute(&format!(
-                        "SET LOCAL ROLE \"{role}\"; SET LOCAL zava.plain_store = '{store}'; \
-                         SET LOCAL zava.tenant = '{}'",
-                        context.as_str()
-                    ))
-                    .await?;
-                out.push(timed(admin, sql).await?);
-                admin.batch_execute("RESET ROLE").await?;
-            }
-        }
-        Ok::<_, anyhow::Error>(out)
-    }
-    .await;
+    let open = |who: &Subject| {
+        let context = SignedContext::sign(&who.caller.access, &target.key, CONTEXT_VALIDITY);
+        let role = if who.store.is_some() { &target.query.user } else { &target.owner_role };
+        format!(
+            "SET LOCAL ROLE \"{role}\"; SET LOCAL zava.plain_store = '{}'; SET LOCAL zava.tenant = '{}'",
+            who.store.unwrap_or(0),
+            context.as_str()
+        )
+    };
+    let result = pass(admin, subjects, queries, open, "RESET ROLE").await;
     admin.batch_execute("ROLLBACK").await.context("cannot roll the plain policies back")?;
     result
 }
@@ -259,15 +242,6 @@ fn round(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_policies_know_each_managers_store_and_head_office_has_none() {
-        let seattle = caller("Seattle", Tenant::from_uuid(STORES[0].manager));
-        assert_eq!(store_id(&seattle), Some(1));
-        let last = caller("last", Tenant::from_uuid(STORES[7].manager));
-        assert_eq!(store_id(&last), Some(8));
-        assert_eq!(store_id(&caller("head office", Tenant::from_uuid(HEAD_OFFICE_ID))), None);
-    }
 
     #[test]
     fn slower_means_beyond_the_noise() {
