@@ -11,7 +11,7 @@ use super::callers::Caller;
 use super::load::pick;
 use super::mix::Mix;
 use super::stats::Recorder;
-use crate::db::context::{CONTEXT_VALIDITY, ContextKey, SignedContext};
+use crate::db::context::{self, CONTEXT_VALIDITY, ContextKey, SignedContext};
 use crate::db::endpoint::Endpoint;
 
 /// Where the floor connects and how it signs.
@@ -23,8 +23,9 @@ pub(crate) struct FloorTarget {
 }
 
 impl FloorTarget {
-    /// One floor caller: a connection of its own, and for each call `BEGIN READ ONLY` with the context, the
-    /// statement (extended protocol, unnamed), `ROLLBACK`, sent before the first answer is read.
+    /// One floor caller: a connection of its own, and for each call the server's own opening (`BEGIN READ ONLY`,
+    /// head office's role, the context, the timeout), the statement (extended protocol, unnamed), `ROLLBACK`, sent
+    /// before the first answer is read.
     pub(crate) fn caller(
         &self,
         worker: usize,
@@ -38,7 +39,6 @@ impl FloorTarget {
             let client = target.query.connect().await?;
             let mut recorder = Recorder::default();
             let mut k = 0usize;
-            let timeout_ms = target.statement_timeout.as_millis().max(1);
             while Instant::now() < end {
                 let (call_at, who) = pick(worker, k, &mix, callers.len());
                 k += 1;
@@ -46,11 +46,7 @@ impl FloorTarget {
                 let Some(sql) = call.sql.as_deref() else { continue };
                 let started = Instant::now();
                 let context = SignedContext::sign(&callers[who].access, &target.key, CONTEXT_VALIDITY);
-                let begin = format!(
-                    "BEGIN READ ONLY; SET LOCAL zava.tenant = '{}'; SET LOCAL statement_timeout = {timeout_ms}; \
-                     SET LOCAL plan_cache_mode = force_generic_plan",
-                    context.as_str()
-                );
+                let begin = context::opening(&context, target.statement_timeout);
                 let (opened, rows, closed) = tokio::join!(
                     client.batch_execute(&begin),
                     client.query_typed(sql, &[]),

@@ -8,14 +8,14 @@ use anyhow::{Context, Result};
 use tokio_postgres::Client;
 
 use super::endpoint::Endpoint;
-use super::roles::{OWNER, QUERY};
+use super::roles::{HEAD_OFFICE, OWNER, QUERY};
 use super::secrets::Secrets;
 
 /// The superuser part of the hardening: revoked function families and views, no plpgsql, no tenant-key
 /// statistics. One file, with the reason for each family beside it.
 const HARDENING: &str = include_str!("hardening.sql");
 
-/// Creates or updates the two roles, creates the database, and hardens it. `admin` must be able to create
+/// Creates or updates the three roles, creates the database, and hardens it. `admin` must be able to create
 /// roles and databases; on the managed cluster it is the superuser.
 pub async fn bootstrap(admin: &Endpoint, database: &str, secrets: &Secrets) -> Result<()> {
     anyhow::ensure!(
@@ -32,6 +32,7 @@ pub async fn bootstrap(admin: &Endpoint, database: &str, secrets: &Secrets) -> R
         "NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 150",
     )
     .await?;
+    ensure_head_office_role(&client).await?;
     for setting in [
         "default_transaction_read_only = on",
         "statement_timeout = '30s'",
@@ -65,6 +66,28 @@ async fn ensure_role(client: &Client, name: &str, password: &str, attributes: &s
         .batch_execute(&format!("{verb} ROLE {name} LOGIN {attributes} PASSWORD '{password}'"))
         .await
         .with_context(|| format!("cannot {} role {name}", verb.to_lowercase()))?;
+    Ok(())
+}
+
+/// The role head office's calls switch to: no login, no inheritance, no power of its own; only the query role may
+/// switch to it, and being NOINHERIT the query role draws nothing from it until it does (V12 gives it its
+/// privileges and policies).
+async fn ensure_head_office_role(client: &Client) -> Result<()> {
+    let exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&HEAD_OFFICE]).await?.is_some();
+    let verb = if exists { "ALTER" } else { "CREATE" };
+    client
+        .batch_execute(&format!(
+            "{verb} ROLE {HEAD_OFFICE} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+        ))
+        .await
+        .with_context(|| format!("cannot {} role {HEAD_OFFICE}", verb.to_lowercase()))?;
+    let member: bool = client.query_one("SELECT pg_has_role($1, $2, 'MEMBER')", &[&QUERY, &HEAD_OFFICE]).await?.get(0);
+    if !member {
+        client
+            .batch_execute(&format!("GRANT {HEAD_OFFICE} TO {QUERY}"))
+            .await
+            .with_context(|| format!("cannot let {QUERY} switch to {HEAD_OFFICE}"))?;
+    }
     Ok(())
 }
 

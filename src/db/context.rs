@@ -12,7 +12,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio_postgres::{Client, Transaction};
 
-use crate::tenant::Access;
+use super::roles::HEAD_OFFICE;
+use crate::tenant::{Access, Tenant};
 
 /// How long a signed context stays valid. It only needs to outlive one transaction; the margin absorbs clock
 /// skew between this host and an external database server.
@@ -43,6 +44,8 @@ pub struct SignedContext {
     value: String,
     /// The tenant scope it was signed for (not secret): what fair sharing counts calls by.
     scope: String,
+    /// Whether it is head office's, whose calls read through the head-office role (V12).
+    head_office: bool,
 }
 
 impl std::fmt::Debug for SignedContext {
@@ -59,7 +62,7 @@ impl SignedContext {
         let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("HMAC accepts any key length");
         mac.update(payload.as_bytes());
         let value = format!("{payload};{}", hex::encode(mac.finalize().into_bytes()));
-        Self { value, scope: access.tenant.scope() }
+        Self { value, scope: access.tenant.scope(), head_office: matches!(access.tenant, Tenant::HeadOffice) }
     }
 
     /// The tenant scope this context was signed for (`*` or manager UUIDs).
@@ -73,14 +76,20 @@ impl SignedContext {
         &self.value
     }
 
-    /// A libpq `options` value that sets this context for a whole session (for a person's psql session).
+    /// A libpq `options` value that sets this context (and, for head office, its role) for a whole session, for a
+    /// person's psql session.
     pub fn as_connect_option(&self) -> String {
-        format!("-c zava.tenant={}", self.value)
+        let role = if self.head_office { format!(" -c role={HEAD_OFFICE}") } else { String::new() };
+        format!("-c zava.tenant={}{role}", self.value)
     }
 }
 
-/// The transaction-local settings of a tenant call, as SQL: the signed context, the statement timeout, and two
-/// planner settings.
+/// The transaction-local settings of a tenant call, as SQL: for head office the switch to its role, the signed
+/// context, the statement timeout, and two planner settings.
+///
+/// Head office reads through `zava_head_office`, whose policy is a one-time check of the context instead of the
+/// managers' `store_id = ANY (stores)`, which the planner, blind to `store_id`'s hidden statistics, would estimate
+/// at a fraction of tables head office reads whole (V12). The context still decides what the role sees.
 ///
 /// Prepared statements use their generic plan: the server's own statements (product search, schema
 /// introspection) are prepared once per connection, and re-planning them on every call (PostgreSQL's default for
@@ -91,8 +100,9 @@ impl SignedContext {
 /// result, as a plain statement would be planned, not for its first tenth (the cursor default).
 fn settings(context: &SignedContext, timeout: Duration) -> String {
     debug_assert!(context.value.bytes().all(|b| b.is_ascii_alphanumeric() || b";*,-".contains(&b)));
+    let role = if context.head_office { format!("SET LOCAL ROLE {HEAD_OFFICE}; ") } else { String::new() };
     format!(
-        "SET LOCAL zava.tenant = '{}'; SET LOCAL statement_timeout = {}; \
+        "{role}SET LOCAL zava.tenant = '{}'; SET LOCAL statement_timeout = {}; \
          SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL cursor_tuple_fraction = 1",
         context.as_str(),
         timeout.as_millis().max(1)
@@ -117,7 +127,7 @@ pub async fn begin<'a>(client: &'a mut Client, context: &SignedContext, timeout:
 mod tests {
     use super::*;
 
-    use crate::tenant::{PersonalData, Tenant};
+    use crate::tenant::PersonalData;
 
     #[test]
     fn contexts_are_signed_per_tenant_and_never_repeat() {
@@ -131,6 +141,20 @@ mod tests {
         assert!(!format!("{a:?}").contains("v2"));
         let clear = SignedContext::sign(&Access::new(Tenant::HeadOffice, PersonalData::Clear), &key, CONTEXT_VALIDITY);
         assert!(clear.as_str().starts_with("v2;*;pii;"));
+    }
+
+    #[test]
+    fn only_head_office_switches_to_its_role() {
+        let key = ContextKey::from_hex(&"ab".repeat(32)).unwrap();
+        let timeout = Duration::from_secs(5);
+        let head_office = SignedContext::sign(&Access::new(Tenant::HeadOffice, PersonalData::Masked), &key, timeout);
+        let opened = opening(&head_office, timeout);
+        assert!(opened.starts_with("BEGIN READ ONLY; SET LOCAL ROLE zava_head_office; SET LOCAL zava.tenant = 'v2;*;"));
+        assert!(head_office.as_connect_option().ends_with(" -c role=zava_head_office"));
+        let manager = Tenant::from_uuid(uuid::Uuid::from_u128(7));
+        let manager = SignedContext::sign(&Access::new(manager, PersonalData::Masked), &key, timeout);
+        assert!(!opening(&manager, timeout).contains("ROLE"));
+        assert!(!manager.as_connect_option().contains("role"));
     }
 
     #[test]
