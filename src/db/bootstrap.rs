@@ -24,11 +24,11 @@ pub async fn bootstrap(admin: &Endpoint, database: &str, secrets: &Secrets) -> R
     );
     let client = admin.connect().await?;
     let is_superuser = is_superuser(&client).await?;
-    ensure_role(&client, OWNER, &secrets.owner_password, "NOSUPERUSER NOCREATEROLE NOBYPASSRLS").await?;
+    ensure_role(&client, OWNER, Some(&secrets.owner_password), "NOSUPERUSER NOCREATEROLE NOBYPASSRLS").await?;
     ensure_role(
         &client,
         QUERY,
-        &secrets.query_password,
+        Some(&secrets.query_password),
         "NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 150",
     )
     .await?;
@@ -57,13 +57,19 @@ async fn is_superuser(client: &Client) -> Result<bool> {
     Ok(client.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await?.get(0))
 }
 
-async fn ensure_role(client: &Client, name: &str, password: &str, attributes: &str) -> Result<()> {
-    // Passwords are generated hex strings; check that before putting one in a statement.
-    anyhow::ensure!(password.chars().all(|c| c.is_ascii_alphanumeric()), "role passwords must be alphanumeric");
+/// Creates or alters role `name` with `attributes`: able to log in with `password`, or without login when it has
+/// none.
+async fn ensure_role(client: &Client, name: &str, password: Option<&str>, attributes: &str) -> Result<()> {
+    let login = match password {
+        // Passwords are generated hex strings; check that before putting one in a statement.
+        Some(p) if p.chars().all(|c| c.is_ascii_alphanumeric()) => format!("LOGIN PASSWORD '{p}'"),
+        Some(_) => anyhow::bail!("role passwords must be alphanumeric"),
+        None => "NOLOGIN".to_owned(),
+    };
     let exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).await?.is_some();
     let verb = if exists { "ALTER" } else { "CREATE" };
     client
-        .batch_execute(&format!("{verb} ROLE {name} LOGIN {attributes} PASSWORD '{password}'"))
+        .batch_execute(&format!("{verb} ROLE {name} {login} {attributes}"))
         .await
         .with_context(|| format!("cannot {} role {name}", verb.to_lowercase()))?;
     Ok(())
@@ -73,14 +79,8 @@ async fn ensure_role(client: &Client, name: &str, password: &str, attributes: &s
 /// switch to it, and being NOINHERIT the query role draws nothing from it until it does (V12 gives it its
 /// privileges and policies).
 async fn ensure_head_office_role(client: &Client) -> Result<()> {
-    let exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&HEAD_OFFICE]).await?.is_some();
-    let verb = if exists { "ALTER" } else { "CREATE" };
-    client
-        .batch_execute(&format!(
-            "{verb} ROLE {HEAD_OFFICE} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
-        ))
-        .await
-        .with_context(|| format!("cannot {} role {HEAD_OFFICE}", verb.to_lowercase()))?;
+    ensure_role(client, HEAD_OFFICE, None, "NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS")
+        .await?;
     let member: bool = client.query_one("SELECT pg_has_role($1, $2, 'MEMBER')", &[&QUERY, &HEAD_OFFICE]).await?.get(0);
     if !member {
         client
