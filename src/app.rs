@@ -18,6 +18,7 @@ use crate::embed::products;
 use crate::embed::provider::{Embedder, QueryEmbedder};
 use crate::guard::{FunctionPolicy, ImplicitCall, Verdicts};
 use crate::identity::Directory;
+use crate::results::{ResultCache, ResultCacheSettings};
 use crate::tenant::Access;
 
 /// Tunables of a running server (from flags and environment, see `cli`).
@@ -28,6 +29,8 @@ pub struct AppSettings {
     /// Each tenant's share of the pool (`db::fair`).
     pub share: FairShare,
     pub schema_cache_ttl: Duration,
+    /// Results kept for reuse (`results`); off unless the caller turns it on.
+    pub results: ResultCacheSettings,
 }
 
 impl Default for AppSettings {
@@ -38,6 +41,7 @@ impl Default for AppSettings {
             pool,
             share: FairShare::half_of(pool.max_size, pool.acquire_timeout),
             schema_cache_ttl: Duration::from_secs(300),
+            results: ResultCacheSettings::default(),
         }
     }
 }
@@ -51,6 +55,8 @@ pub struct App {
     /// The guard's verdicts on what each tenant sent before (`guard::Verdicts`).
     pub verdicts: Verdicts,
     pub schemas: SchemaCache,
+    /// Results of data-only reads, per access and data version (`results`), when on.
+    pub results: Option<ResultCache>,
     pub embeddings: QueryEmbedder,
     pub settings: AppSettings,
 }
@@ -99,6 +105,15 @@ impl App {
         drop(client);
         let schemas = SchemaCache::new(settings.schema_cache_ttl, 10_000);
         let embeddings = QueryEmbedder::new(embedder, 10_000);
+        let results = settings.results.enabled.then(|| {
+            let r = settings.results;
+            tracing::info!(
+                max_mb = r.max_bytes >> 20,
+                ttl_s = r.ttl.as_secs(),
+                "result cache on: data-only reads are served again until the data changes"
+            );
+            ResultCache::new(&r, crate::results::version::followed(query))
+        });
         Ok(Arc::new(App {
             db: Connections::new(pool, settings.share, CancelTarget::new(query.config())),
             key,
@@ -106,6 +121,7 @@ impl App {
             functions,
             verdicts: Verdicts::default(),
             schemas,
+            results,
             embeddings,
             settings,
         }))

@@ -16,6 +16,7 @@ pub mod http;
 pub mod identity;
 pub mod mcp;
 pub mod provision;
+pub mod results;
 pub mod search;
 pub mod telemetry;
 pub mod tenant;

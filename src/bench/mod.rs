@@ -26,7 +26,7 @@ use crate::config::{DatabaseSource, DbSettings};
 use crate::db::roles::Role;
 use crate::provision::Database;
 use load::{McpTarget, Phase, PhaseResult};
-use report::{CpuUse, PhaseReport, Report};
+use report::{CacheCounts, CpuUse, PhaseReport, Report};
 use stats::ProcSample;
 
 /// What one bench run does, parsed from the command line.
@@ -110,9 +110,10 @@ pub async fn run(settings: BenchSettings, external: FloorSource) -> Result<()> {
     let server_pid = server.as_ref().map(|s| s.pid());
     let postmaster = server.as_ref().and_then(|s| s.postmaster_pid());
     let mcp = McpTarget { url: url.clone() };
+    let metrics = Some(format!("{}/metrics", url.trim_end_matches('/').trim_end_matches("/mcp")));
     let mix_phase = {
         let (mix, callers, mcp) = (mix.clone(), callers.clone(), mcp.clone());
-        measured("mcp (mix)", phase, server_pid, postmaster, move |i, from, end| {
+        measured("mcp (mix)", phase, server_pid, postmaster, metrics.clone(), move |i, from, end| {
             mcp.caller(i, mix.clone(), callers.clone(), from, end)
         })
         .await?
@@ -122,7 +123,7 @@ pub async fn run(settings: BenchSettings, external: FloorSource) -> Result<()> {
         Some(sql_mix) => {
             let (sql_mix, callers, mcp) = (sql_mix.clone(), callers.clone(), mcp.clone());
             Some(
-                measured("mcp (SQL calls)", phase, server_pid, postmaster, move |i, from, end| {
+                measured("mcp (SQL calls)", phase, server_pid, postmaster, metrics.clone(), move |i, from, end| {
                     mcp.caller(i, sql_mix.clone(), callers.clone(), from, end)
                 })
                 .await?,
@@ -135,7 +136,7 @@ pub async fn run(settings: BenchSettings, external: FloorSource) -> Result<()> {
             let floor_mix = sql_mix.clone().unwrap_or_else(|| mix.clone());
             let (target, callers) = (target.clone(), callers.clone());
             Some(
-                measured("floor (SQL)", phase, None, postmaster, move |i, from, end| {
+                measured("floor (SQL)", phase, None, postmaster, None, move |i, from, end| {
                     target.caller(i, floor_mix.clone(), callers.clone(), from, end)
                 })
                 .await?,
@@ -201,6 +202,7 @@ async fn measured<F, Fut>(
     phase: Phase,
     server: Option<u32>,
     postmaster: Option<u32>,
+    metrics: Option<String>,
     caller: F,
 ) -> Result<PhaseReport>
 where
@@ -226,20 +228,30 @@ where
         tokio::spawn(async move {
             let started = Instant::now();
             let mut before = None;
+            let mut cache_before = None;
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 bar.set_position(started.elapsed().as_secs());
                 if before.is_none() && started.elapsed() >= phase.warmup {
                     before = Some((Instant::now(), sample()));
+                    cache_before = cache_counts(metrics.as_deref()).await;
                 }
                 if started.elapsed() >= phase.warmup + phase.duration {
-                    return (before.unwrap_or_else(|| (Instant::now(), sample())), (Instant::now(), sample()));
+                    let after = (Instant::now(), sample());
+                    let cache = match (cache_before, cache_counts(metrics.as_deref()).await) {
+                        (Some(a), Some(b)) => Some(CacheCounts {
+                            hits: b.hits - a.hits.min(b.hits),
+                            misses: b.misses - a.misses.min(b.misses),
+                        }),
+                        _ => None,
+                    };
+                    return (before.unwrap_or_else(|| (Instant::now(), sample())), after, cache);
                 }
             }
         })
     };
     let result: PhaseResult = load::run_phase(phase, caller).await?;
-    let (before, after) = ticker.await?;
+    let (before, after, cache) = ticker.await?;
     bar.finish_and_clear();
     let secs = after.0.duration_since(before.0).as_secs_f64().max(1e-3);
     let per_second = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?).as_secs_f64() / secs);
@@ -249,5 +261,15 @@ where
         bench: after.1.2.saturating_sub(before.1.2).as_secs_f64() / secs,
     };
     let rss_mb = server.and_then(ProcSample::of).map(|s| s.rss_kib as f64 / 1024.0);
-    Ok(PhaseReport { name, result, cpu, rss_mb })
+    Ok(PhaseReport { name, result, cpu, rss_mb, cache })
+}
+
+/// The server's result-cache lookups so far, read from its Prometheus metrics (`None` when it serves none).
+async fn cache_counts(metrics: Option<&str>) -> Option<CacheCounts> {
+    let text = reqwest::get(metrics?).await.ok()?.error_for_status().ok()?.text().await.ok()?;
+    let count = |result: &str| {
+        let series = format!("zava_cache_requests_total{{cache=\"result\",result=\"{result}\"}}");
+        text.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    Some(CacheCounts { hits: count("hit") as u64, misses: count("miss") as u64 })
 }

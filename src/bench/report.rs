@@ -15,6 +15,21 @@ pub(crate) struct PhaseReport {
     pub(crate) cpu: CpuUse,
     /// The server's resident memory at the phase's end, in MiB.
     pub(crate) rss_mb: Option<f64>,
+    /// The server's result-cache lookups over the measured part (from its /metrics), when it serves them.
+    pub(crate) cache: Option<CacheCounts>,
+}
+
+/// Result-cache lookups that found a kept result (`hits`) and that ran the query (`misses`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CacheCounts {
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+}
+
+impl CacheCounts {
+    fn share(self) -> f64 {
+        self.hits as f64 / (self.hits + self.misses).max(1) as f64
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -139,6 +154,18 @@ impl Report {
                 self.compared().name
             );
         }
+        for phase in [Some(&self.mix_phase), self.sql_phase.as_ref()].into_iter().flatten() {
+            if let Some(c) = phase.cache.filter(|c| c.hits + c.misses > 0) {
+                let _ = writeln!(
+                    out,
+                    "result cache, {}: {:.1}% of the looked-up queries served from kept results ({} kept, {} run)",
+                    phase.name,
+                    100.0 * c.share(),
+                    c.hits,
+                    c.misses
+                );
+            }
+        }
         if let Some(peak) = self.peak_rss_mb {
             let _ = writeln!(
                 out,
@@ -178,6 +205,8 @@ impl Report {
             "server_cpu": compared.cpu.server.map(|c| round(c, 2)),
             "postgres_cpu": compared.cpu.postgres.map(|c| round(c, 2)),
             "bench_cpu": round(compared.cpu.bench, 2),
+            "cache_hits": compared.cache.map(|c| c.hits),
+            "cache_misses": compared.cache.map(|c| c.misses),
         })
     }
 }

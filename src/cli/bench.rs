@@ -51,6 +51,11 @@ pub struct BenchArgs {
     /// An argument for the started server's `serve`, e.g. `--server-arg=--pool-size=16` (repeatable).
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true, conflicts_with = "url")]
     pub server_args: Vec<String>,
+    /// Whether the started server keeps results for reuse (its --result-cache). Off by default, so the MCP side
+    /// runs every query as the floor does; `on` shows what the cache saves on a mix that repeats its SQL (hits
+    /// and misses are printed apart, read from the server's /metrics).
+    #[arg(long, value_enum, default_value = "off")]
+    pub cache: OnOff,
     /// Whether to measure the floor.
     #[arg(long, value_enum, default_value = "on")]
     pub floor: OnOff,
@@ -91,7 +96,10 @@ pub(super) async fn bench(settings: DbSettings, args: BenchArgs) -> Result<()> {
         identity: args.identity,
         url: args.url,
         data_dir: args.bench_dir,
-        server_args: args.server_args,
+        server_args: {
+            let cache = if args.cache == OnOff::On { "--result-cache=on" } else { "--result-cache=off" };
+            std::iter::once(cache.to_owned()).chain(args.server_args).collect()
+        },
         floor: args.floor == OnOff::On,
         policies: args.policies,
         statement_timeout: Duration::from_millis(args.statement_timeout_ms),

@@ -49,7 +49,7 @@ pub(super) async fn config(layers: &Layers, cmd: &ConfigCommand) -> Result<()> {
 fn check(cli: &Cli, args: &ServeArgs) -> Result<()> {
     cli.settings()?;
     ServePlan::of(args)?;
-    args.server.settings()?;
+    args.server.settings(false)?;
     args.server.throttle()?;
     EmbeddingSettings::resolve(&args.embedding)?;
     for (flag, path) in [("--api-keys-file", &args.jwt.api_keys_file), ("--identity-map", &args.jwt.identity_map)] {

@@ -142,7 +142,8 @@ async fn open_with_retries(
                     print_seed(&report);
                 }
                 let query = db.endpoint(Role::Query)?;
-                App::start(query, db.context_key().clone(), embedder.clone(), args.server.settings()?).await
+                let settings = args.server.settings(db.cluster().is_some())?;
+                App::start(query, db.context_key().clone(), embedder.clone(), settings).await
             };
             match started.await {
                 Ok(app) => Ok((db, app)),
@@ -177,8 +178,8 @@ pub(super) async fn stdio(settings: &DbSettings, args: StdioArgs) -> Result<()> 
         if let Some(r) = db.ensure_ready(&embedder, false).await? {
             tracing::info!(rows = r.rows, "seeded the database");
         }
-        let app =
-            App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, args.server.settings()?).await?;
+        let settings = args.server.settings(db.cluster().is_some())?;
+        let app = App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, settings).await?;
         match app.directory.resolve(args.rls_user_id.as_deref()) {
             Ok(t) => tracing::info!(tenant = %app.directory.describe(&t), "serving MCP on stdio"),
             Err(e) => tracing::warn!("{e}; every tool call that reads data will be refused"),

@@ -65,6 +65,19 @@ pub struct ServerArgs {
     /// How long a tenant's table descriptions stay cached, in seconds.
     #[arg(long, env = "ZAVA_SCHEMA_CACHE_TTL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub schema_cache_ttl_secs: u64,
+    /// Serve a query's result again, without running it, to the same caller asking the same SQL while the data
+    /// is unchanged (every write moves the data version on; see ARCHITECTURE.md). Only queries whose result
+    /// depends on the data alone are kept: not those reading the clock (now(), CURRENT_DATE, 'today'), chance,
+    /// the catalog or a sample, nor EXPLAIN. `auto`: on for the managed database, off for DATABASE_URL (turn it
+    /// on there only if every writer goes through zava-mcp's version triggers).
+    #[arg(long, env = "ZAVA_RESULT_CACHE", value_enum, default_value = "auto", value_name = "auto|on|off")]
+    pub result_cache: crate::results::CacheMode,
+    /// How long a kept result may be served at most, in seconds, whatever the data version says.
+    #[arg(long, env = "ZAVA_RESULT_CACHE_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub result_cache_ttl_secs: u64,
+    /// Most memory the kept results take, in megabytes.
+    #[arg(long, env = "ZAVA_RESULT_CACHE_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub result_cache_mb: u64,
 }
 
 impl ServerArgs {
@@ -99,7 +112,8 @@ impl ServerArgs {
         Ok(ThrottleSettings { rate, concurrent, redis_url, longest_call })
     }
 
-    pub fn settings(&self) -> Result<AppSettings> {
+    /// The server's settings, for the managed database (`managed`) or an external one.
+    pub fn settings(&self, managed: bool) -> Result<AppSettings> {
         let wait = Duration::from_millis(self.pool_timeout_ms);
         let share = match self.tenant_connections {
             Some(n) if n > self.pool_size => bail!(
@@ -124,6 +138,11 @@ impl ServerArgs {
             },
             share,
             schema_cache_ttl: Duration::from_secs(self.schema_cache_ttl_secs),
+            results: crate::results::ResultCacheSettings {
+                enabled: self.result_cache.enabled(managed),
+                ttl: Duration::from_secs(self.result_cache_ttl_secs),
+                max_bytes: self.result_cache_mb << 20,
+            },
         })
     }
 }

@@ -116,6 +116,9 @@ keys! {
     }
     "cache" {
         "schema_ttl_secs" => "schema_cache_ttl_secs", "ZAVA_SCHEMA_CACHE_TTL_SECS";
+        "results" => "result_cache", "ZAVA_RESULT_CACHE";
+        "results_ttl_secs" => "result_cache_ttl_secs", "ZAVA_RESULT_CACHE_TTL_SECS";
+        "results_mb" => "result_cache_mb", "ZAVA_RESULT_CACHE_MB";
     }
     "audit" {
         "log" => "audit_log", "ZAVA_AUDIT_LOG";

@@ -14,6 +14,9 @@ mod embedded {
 /// The schema version from which `retail.customers` is a masking view over `zava_private.customers` (V10).
 pub const CUSTOMERS_BEHIND_VIEW: i32 = 10;
 
+/// The schema version from which the data has a version number, bumped by every change (V13, `crate::results`).
+pub const DATA_VERSION: i32 = 13;
+
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i32 {
     embedded::migrations::runner().get_migrations().iter().map(|m| m.version()).max().unwrap_or(0)
@@ -25,6 +28,10 @@ pub async fn migrate(owner: &Endpoint, context_key_hex: &str) -> Result<()> {
     let report = embedded::migrations::runner().run_async(&mut client).await.context("schema migration failed")?;
     for m in report.applied_migrations() {
         tracing::info!(version = m.version(), name = m.name(), "applied migration");
+    }
+    // A new schema may change what a query returns without touching a row: results kept before it are stale.
+    if !report.applied_migrations().is_empty() && current_version(&client).await? >= DATA_VERSION {
+        client.execute("SELECT zava_private.bump_data_version()", &[]).await.context("cannot bump the data version")?;
     }
     client
         .execute(

@@ -248,6 +248,12 @@ impl FunctionPolicy {
         Ok(())
     }
 
+    /// The volatility of each overload of `name` in the callable schemas, when the catalog is known and has it.
+    pub(crate) fn overloads(&self, name: &str) -> Option<Vec<char>> {
+        let found = self.catalog.as_ref()?.get(name)?;
+        Some(found.iter().map(|&(_, volatility)| volatility).collect())
+    }
+
     /// Whether the field name `name` in `x.name` or `(x).name` is safe. PostgreSQL reads it as the call
     /// `name(x)` when `x` has no column `name`, so a name that is a function must pass [`Self::check`], unless
     /// every overload of it is IMMUTABLE (such a function depends on its argument alone, and many catalog

@@ -32,6 +32,7 @@
 //! The server asks through [`Verdicts`], which keeps each tenant's verdicts on the texts it sent, so a repeated
 //! query is not parsed again.
 
+mod dependence;
 mod functions;
 mod relations;
 mod stack;
@@ -44,6 +45,8 @@ use stack::on_guard_thread;
 pub use verdicts::Verdicts;
 
 #[cfg(test)]
+mod dependence_tests;
+#[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
 mod legit_tests;
@@ -52,6 +55,7 @@ mod notation_tests;
 #[cfg(test)]
 mod tests;
 
+pub use dependence::Dependence;
 pub use functions::{FunctionPolicy, ImplicitCall};
 
 /// The longest SQL text the guard accepts, in bytes. It bounds parse time and memory per call; analytic
@@ -64,6 +68,7 @@ pub const MAX_SQL_BYTES: usize = 100_000;
 pub struct ReadOnlySql {
     sql: String,
     explain: bool,
+    dependence: Dependence,
 }
 
 impl ReadOnlySql {
@@ -83,7 +88,9 @@ impl ReadOnlySql {
             });
         }
         let (text, policy) = (sql.to_owned(), policy.clone());
-        on_guard_thread(move || check(&text, &policy).map(|explain| ReadOnlySql { sql: text, explain }))
+        on_guard_thread(move || {
+            check(&text, &policy).map(|(explain, dependence)| ReadOnlySql { sql: text, explain, dependence })
+        })
     }
 
     /// The SQL text exactly as the model wrote it.
@@ -125,6 +132,12 @@ impl ReadOnlySql {
     /// Whether the statement is an `EXPLAIN` (of a SELECT, without ANALYZE): its result is a plan, not data.
     pub fn is_explain(&self) -> bool {
         self.explain
+    }
+
+    /// What the statement's result depends on besides the rows its caller may see (`dependence`): only a
+    /// [`Dependence::DataOnly`] result may be served again from a cache.
+    pub fn dependence(&self) -> Dependence {
+        self.dependence
     }
 }
 
@@ -214,8 +227,8 @@ impl GuardError {
     }
 }
 
-/// Parses and checks; returns whether the one statement is an EXPLAIN.
-fn check(sql: &str, policy: &FunctionPolicy) -> Result<bool, GuardError> {
+/// Parses and checks; returns whether the one statement is an EXPLAIN, and what its result depends on.
+fn check(sql: &str, policy: &FunctionPolicy) -> Result<(bool, Dependence), GuardError> {
     let parsed = syntax::parse(sql)?;
     let stmts = &parsed.protobuf.stmts;
     match stmts.as_slice() {

@@ -12,19 +12,24 @@
 use pg_query::protobuf::RawStmt;
 use serde_json::{Map, Value};
 
+use super::dependence::{self, Dependence, Tracker};
 use super::{FunctionPolicy, GuardError, char_position, relations};
 
 /// A bound on the walk's recursion. prost already refuses trees more than 100 messages deep, which keeps the
 /// JSON a few hundred levels deep at most; this only makes the bound local.
 const MAX_DEPTH: usize = 4_000;
 
-/// Checks the one statement of the text; returns whether it is an EXPLAIN.
-pub(crate) fn check_statement(sql: &str, raw: &RawStmt, policy: &FunctionPolicy) -> Result<bool, GuardError> {
+/// Checks the one statement of the text; returns whether it is an EXPLAIN, and what its result depends on.
+pub(crate) fn check_statement(
+    sql: &str,
+    raw: &RawStmt,
+    policy: &FunctionPolicy,
+) -> Result<(bool, Dependence), GuardError> {
     let tree = serde_json::to_value(&raw.stmt).map_err(|e| GuardError::Unparseable { reason: e.to_string() })?;
-    let walker = Walker { sql, policy };
+    let walker = Walker { sql, policy, dependence: Tracker::new(policy) };
     match tagged(&tree) {
         None => Err(GuardError::Empty),
-        Some(("SelectStmt", _)) => walker.visit(&tree, -1, 0).map(|()| false),
+        Some(("SelectStmt", _)) => walker.visit(&tree, -1, 0).map(|()| (false, walker.dependence.finish())),
         Some(("ExplainStmt", explain)) => {
             let target = explain.get("query").unwrap_or(&Value::Null);
             match tagged(target) {
@@ -33,7 +38,8 @@ pub(crate) fn check_statement(sql: &str, raw: &RawStmt, policy: &FunctionPolicy)
                 None => return Err(GuardError::Unsupported { construct: "EXPLAIN".into(), position: None }),
             }
             check_explain_options(explain.get("options"))?;
-            walker.visit(target, -1, 0).map(|()| true)
+            walker.dependence.note(dependence::PLAN);
+            walker.visit(target, -1, 0).map(|()| (true, walker.dependence.finish()))
         }
         Some((kind, body)) => Err(statement_refusal(kind, body, None)),
     }
@@ -42,6 +48,7 @@ pub(crate) fn check_statement(sql: &str, raw: &RawStmt, policy: &FunctionPolicy)
 struct Walker<'a> {
     sql: &'a str,
     policy: &'a FunctionPolicy,
+    dependence: Tracker<'a>,
 }
 
 impl Walker<'_> {
@@ -60,6 +67,7 @@ impl Walker<'_> {
                     };
                     let loc = location(body).unwrap_or(loc);
                     self.check_node(kind, body, loc)?;
+                    self.dependence.observe(kind, body, names);
                     return self.visit(body, loc, depth + 1);
                 }
                 // `SelectStmt.into_clause` is a typed field, not a `Node`, so it is caught by its key.

@@ -14,6 +14,7 @@ use super::server::{QueryArgs, SchemaArgs, SearchArgs, ZavaServer};
 use crate::db::call::{Shape, TenantCall};
 use crate::db::{introspect, query};
 use crate::embed::error::EmbedError;
+use crate::results::Kept;
 use crate::search::{self, SearchMode, SearchRequest, SearchStatement};
 use crate::tenant::Access;
 use crate::throttle::CallPermit;
@@ -125,9 +126,26 @@ impl ZavaServer {
         if self.audit.is_some() {
             note.fingerprint = sql.fingerprint();
         }
+        let who = self.app.directory.describe(&access.tenant);
+        let key = match &self.app.results {
+            Some(cache) => match cache.key(&access, &sql) {
+                Ok(key) => match cache.get(&key).await {
+                    Some(kept) => {
+                        tracing::info!(tenant = %who, rows = kept.rows, "query (result kept from an earlier call)");
+                        (note.rows, note.truncated) = (Some(kept.rows), kept.truncated);
+                        return kept.result.clone();
+                    }
+                    None => Some(key),
+                },
+                Err(reason) => {
+                    crate::telemetry::series::result_cache_bypassed(reason);
+                    None
+                }
+            },
+            None => None,
+        };
         let started = std::time::Instant::now();
         let result = query::run(&self.app.db, &self.app.sign(&access), &sql, self.app.settings.limits, &ctx.ct).await;
-        let who = self.app.directory.describe(&access.tenant);
         match result {
             Ok(out) => {
                 tracing::info!(tenant = %who, rows = out.rows.len(), ms = started.elapsed().as_millis() as u64, "query");
@@ -136,7 +154,12 @@ impl ZavaServer {
                     query::Truncation::Rows(_) => "rows",
                     query::Truncation::Bytes(_) => "bytes",
                 });
-                output::query_result(out)
+                let result = output::query_result(out);
+                if let (Some(cache), Some(key)) = (&self.app.results, key) {
+                    let kept = Kept { result: result.clone(), rows: note.rows.unwrap_or(0), truncated: note.truncated };
+                    cache.keep(key, kept).await;
+                }
+                result
             }
             Err(e) => {
                 tracing::info!(tenant = %who, error = %e, "query failed");

@@ -71,7 +71,12 @@ fn describe() {
     describe_histogram!("zava_pool_wait_seconds", "Time a call waited for a pooled connection.");
     describe_counter!(
         "zava_cache_requests_total",
-        "Cache lookups, by cache (schema, query_embedding) and result (hit, miss)."
+        "Cache lookups, by cache (guard, schema, query_embedding, result) and result (hit, miss)."
+    );
+    describe_counter!(
+        "zava_result_cache_bypassed_total",
+        "Queries the result cache did not look up, by reason (not_data_only: the result depends on the clock, \
+         chance or the catalog; version_unknown: the data version is not being followed)."
     );
     describe_histogram!(
         "zava_embedding_duration_seconds",
@@ -151,6 +156,10 @@ pub(crate) fn pool_wait(waited: Duration) {
 
 pub(crate) fn cache_lookup(cache: &'static str, hit: bool) {
     counter!("zava_cache_requests_total", "cache" => cache, "result" => if hit { "hit" } else { "miss" }).increment(1);
+}
+
+pub(crate) fn result_cache_bypassed(reason: &'static str) {
+    counter!("zava_result_cache_bypassed_total", "reason" => reason).increment(1);
 }
 
 pub(crate) fn embedding(provider: &'static str, ok: bool, took: Duration) {

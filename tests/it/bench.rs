@@ -21,13 +21,19 @@ async fn the_bench_starts_its_own_server_and_measures_it() {
     });
     // Twice with --policies: the second run's comparison replaces `tenant_read` again, which it could not do had
     // the first left its plain policies behind instead of rolling them back.
-    for run in ["first", "second"] {
+    // The second with the started server's result cache on: its lookups are counted apart.
+    for (run, cache) in [("first", "off"), ("second", "on")] {
         let mut bench = managed(dir.path());
-        bench.args(["bench", "--bench-dir"]).arg(dir.path());
+        bench.args(["bench", "--bench-dir"]).arg(dir.path()).args(["--cache", cache]);
         bench.args(["--mix", "analytic", "-c", "2", "--duration", "1s", "--warmup", "0s", "--policies", "--json"]);
         let stdout = output(bench);
         let figures = figures(&stdout);
         assert_eq!(figures["errors"], 0, "{run}: {stdout}");
+        let lookups = figures["cache_hits"].as_u64().unwrap() + figures["cache_misses"].as_u64().unwrap();
+        match cache {
+            "on" => assert!(lookups > 0 && stdout.contains("result cache, mcp (mix)"), "{stdout}"),
+            _ => assert_eq!(lookups, 0, "the cache was off: {stdout}"),
+        }
         assert!(figures["ready_s"].as_f64().unwrap() > 0.0, "{stdout}");
         assert!(
             figures["rss_mb"].as_f64().unwrap() > 1.0 && figures["peak_rss_mb"].as_f64().unwrap() > 1.0,

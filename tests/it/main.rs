@@ -23,6 +23,7 @@ mod limits;
 mod metrics;
 mod personal_data;
 mod resilience;
+mod results;
 mod rls;
 mod rls_attacks;
 mod search;
