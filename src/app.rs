@@ -31,6 +31,9 @@ pub struct AppSettings {
     pub schema_cache_ttl: Duration,
     /// Results kept for reuse (`results`); off unless the caller turns it on.
     pub results: ResultCacheSettings,
+    /// The caller embeds the product catalog while the app serves (`embed::products::complete`): start without
+    /// its vectors (searches answer by keyword until they are in) instead of refusing to.
+    pub vectors_follow: bool,
 }
 
 impl Default for AppSettings {
@@ -42,6 +45,7 @@ impl Default for AppSettings {
             share: FairShare::half_of(pool.max_size, pool.acquire_timeout),
             schema_cache_ttl: Duration::from_secs(300),
             results: ResultCacheSettings::default(),
+            vectors_follow: false,
         }
     }
 }
@@ -57,6 +61,8 @@ pub struct App {
     pub schemas: SchemaCache,
     /// Results of data-only reads, per access and data version (`results`), when on.
     pub results: Option<ResultCache>,
+    /// Whether the catalog's vectors are in (semantic and hybrid search need them).
+    pub vectors: Arc<products::CatalogVectors>,
     pub embeddings: QueryEmbedder,
     pub settings: AppSettings,
 }
@@ -92,8 +98,10 @@ impl App {
         let directory = Directory::load(&client).await.context("cannot read retail.stores")?;
         anyhow::ensure!(!directory.is_empty(), "retail.stores is empty: seed the database first (`zava-mcp db seed`)");
         let functions = load_function_policy(&client).await?;
-        match products::stored_model(&client).await? {
-            Some((model, dim)) if model == embedder.model_id() && dim as usize == embedder.dimension() => {}
+        let ready = match products::stored_model(&client).await? {
+            Some((model, dim)) if model == embedder.model_id() && dim as usize == embedder.dimension() => true,
+            // This process embeds the catalog while it serves (`embed::products::complete`).
+            _ if settings.vectors_follow => false,
             Some((model, dim)) => anyhow::bail!(
                 "the product embeddings were made with {model} ({dim} dimensions) but the configured model is {} ({} \
                  dimensions): run `zava-mcp embed --rebuild`",
@@ -101,7 +109,7 @@ impl App {
                 embedder.dimension()
             ),
             None => anyhow::bail!("no product embeddings yet: run `zava-mcp embed`"),
-        }
+        };
         drop(client);
         let schemas = SchemaCache::new(settings.schema_cache_ttl, 10_000);
         let embeddings = QueryEmbedder::new(embedder, 10_000);
@@ -122,6 +130,7 @@ impl App {
             verdicts: Verdicts::default(),
             schemas,
             results,
+            vectors: Arc::new(products::CatalogVectors::new(ready)),
             embeddings,
             settings,
         }))

@@ -183,6 +183,15 @@ impl Database {
     /// Generates and loads a dataset, replacing the current one. `progress` draws a bar on the terminal.
     /// Then embeds every product's description with `embedder` (semantic search needs it).
     pub async fn seed(&self, options: GenOptions, embedder: &Embedder, progress: bool) -> Result<SeedReport> {
+        let report = self.load_dataset(options, progress).await?;
+        let pb = bar(progress, 0);
+        embed_products(self.endpoint(Role::Owner)?, embedder, true, &pb).await?;
+        pb.finish_and_clear();
+        Ok(report)
+    }
+
+    /// Generates and loads a dataset, replacing the current one, without embedding it.
+    async fn load_dataset(&self, options: GenOptions, progress: bool) -> Result<SeedReport> {
         if options.customers == 0 {
             bail!("--customers must be at least 1");
         }
@@ -203,16 +212,20 @@ impl Database {
         let pb = bar(progress, load::steps(tables.len()));
         load::load(self.endpoint(Role::Owner)?, &tables, options, &sum, &pb).await?;
         pb.finish_and_clear();
-        let pb = bar(progress, 0);
-        embed_products(self.endpoint(Role::Owner)?, embedder, true, &pb).await?;
-        pb.finish_and_clear();
         Ok(SeedReport { options, checksum: sum, rows, generate, load: loading.elapsed() })
     }
 
     /// Makes the database ready to serve: schema current and a dataset loaded (full scale when missing).
     /// Processes sharing the data directory take turns, so only the first one creates and seeds.
-    /// Products missing an embedding from `embedder`'s model (a new model, an interrupted seed) are embedded.
-    pub async fn ensure_ready(&self, embedder: &Embedder, progress: bool) -> Result<Option<SeedReport>> {
+    /// Products missing an embedding from `embedder`'s model (a new model, an interrupted seed) are embedded now
+    /// (`Vectors::Now`), or left to the caller (`Vectors::Later`: a server embeds them while it serves,
+    /// `embed::products::complete`).
+    pub async fn ensure_ready(
+        &self,
+        embedder: &Embedder,
+        vectors: Vectors,
+        progress: bool,
+    ) -> Result<Option<SeedReport>> {
         if self.owner.is_none() {
             return Ok(None); // external, serve-only: the operator provisions it
         }
@@ -223,16 +236,21 @@ impl Database {
             if filled > 0 {
                 tracing::info!(types = filled, "added product type descriptions for search (schema upgrade)");
             }
-            let pb = bar(progress, 0);
-            let n = embed_products(self.endpoint(Role::Owner)?, embedder, false, &pb).await?;
-            pb.finish_and_clear();
-            if n > 0 {
-                tracing::info!(products = n, model = embedder.model_id(), "embedded product descriptions");
+            if vectors == Vectors::Now {
+                let pb = bar(progress, 0);
+                let n = embed_products(self.endpoint(Role::Owner)?, embedder, false, &pb).await?;
+                pb.finish_and_clear();
+                if n > 0 {
+                    tracing::info!(products = n, model = embedder.model_id(), "embedded product descriptions");
+                }
             }
             return Ok(None);
         }
         tracing::info!("no dataset yet: generating the full Zava dataset (once)");
-        self.seed(GenOptions::default(), embedder, progress).await.map(Some)
+        match vectors {
+            Vectors::Now => self.seed(GenOptions::default(), embedder, progress).await.map(Some),
+            Vectors::Later => self.load_dataset(GenOptions::default(), progress).await.map(Some),
+        }
     }
 
     /// Gives the managed cluster back (it stops if nobody else uses it and nobody pinned it).
@@ -246,6 +264,15 @@ impl Database {
     pub fn cluster(&self) -> Option<&ManagedCluster> {
         self.lease.as_ref().map(|l| l.cluster())
     }
+}
+
+/// When `Database::ensure_ready` embeds the products that lack a vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vectors {
+    /// Before it returns.
+    Now,
+    /// Not at all: the caller embeds them while it serves.
+    Later,
 }
 
 fn bar(visible: bool, len: u64) -> ProgressBar {

@@ -32,7 +32,10 @@ pub(super) async fn db(settings: &DbSettings, cmd: DbCommand) -> Result<()> {
             }
             let c = cluster()?;
             c.pin()?;
-            with_db(settings, async |db| db.ensure_ready(&embedder, true).await.map(|_| ())).await?;
+            with_db(settings, async |db| {
+                db.ensure_ready(&embedder, crate::provision::Vectors::Now, true).await.map(|_| ())
+            })
+            .await?;
             if let ClusterState::Running { port, pid } = c.state() {
                 println!("PostgreSQL is running on 127.0.0.1:{port} (pid {pid}); stop it with `zava-mcp db stop`");
             }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::auth::IdentityMode;
+use crate::provision::Vectors;
 
 /// What `serve`'s flags decide before anything starts, checked together (also by `config check`).
 pub(super) struct ServePlan {
@@ -138,12 +139,14 @@ async fn open_with_retries(
             let s = settings.clone();
             let db = tokio::task::spawn_blocking(move || Database::open(&s)).await??;
             let started = async {
-                if let Some(report) = db.ensure_ready(embedder, true).await? {
+                if let Some(report) = db.ensure_ready(embedder, Vectors::Later, true).await? {
                     print_seed(&report);
                 }
                 let query = db.endpoint(Role::Query)?;
-                let settings = args.server.settings(db.cluster().is_some())?;
-                App::start(query, db.context_key().clone(), embedder.clone(), settings).await
+                let settings = server_settings(&db, &args.server)?;
+                let app = App::start(query, db.context_key().clone(), embedder.clone(), settings).await?;
+                embed_while_serving(&db, embedder, &app)?;
+                Ok(app)
             };
             match started.await {
                 Ok(app) => Ok((db, app)),
@@ -170,16 +173,40 @@ async fn open_with_retries(
     }
 }
 
+/// The app's settings for this database: the result cache's `auto` follows whether it is managed, and the
+/// catalog is embedded while serving where zava-mcp provisions the database (it has the owner's connection).
+fn server_settings(db: &Database, args: &ServerArgs) -> Result<AppSettings> {
+    let mut settings = args.settings(db.cluster().is_some())?;
+    settings.vectors_follow = db.endpoint(Role::Owner).is_ok();
+    Ok(settings)
+}
+
+/// Embeds, in the background, the catalog products that lack a vector, where zava-mcp provisions the database:
+/// the server answers meanwhile, searching by keyword until the vectors are in.
+fn embed_while_serving(db: &Database, embedder: &Embedder, app: &std::sync::Arc<App>) -> Result<()> {
+    if let Ok(owner) = db.endpoint(Role::Owner) {
+        let (owner, embedder, vectors) = (owner.clone(), embedder.clone(), app.vectors.clone());
+        // Driven on a thread of the blocking pool: the borrows in the embedding stream make its future unfit
+        // for `tokio::spawn` (not provably Send for every lifetime).
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(crate::embed::products::complete(owner, embedder, vectors));
+        });
+    }
+    Ok(())
+}
+
 pub(super) async fn stdio(settings: &DbSettings, args: StdioArgs) -> Result<()> {
     use rmcp::ServiceExt;
     let embedder = embedder(&args.embedding).await?;
     with_db(settings, async |db| {
         // stdout carries the protocol: nothing else may be printed there.
-        if let Some(r) = db.ensure_ready(&embedder, false).await? {
+        if let Some(r) = db.ensure_ready(&embedder, Vectors::Later, false).await? {
             tracing::info!(rows = r.rows, "seeded the database");
         }
-        let settings = args.server.settings(db.cluster().is_some())?;
-        let app = App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder, settings).await?;
+        let settings = server_settings(db, &args.server)?;
+        let app = App::start(db.endpoint(Role::Query)?, db.context_key().clone(), embedder.clone(), settings).await?;
+        embed_while_serving(db, &embedder, &app)?;
         match app.directory.resolve(args.rls_user_id.as_deref()) {
             Ok(t) => tracing::info!(tenant = %app.directory.describe(&t), "serving MCP on stdio"),
             Err(e) => tracing::warn!("{e}; every tool call that reads data will be refused"),

@@ -143,6 +143,7 @@ impl ServerArgs {
                 ttl: Duration::from_secs(self.result_cache_ttl_secs),
                 max_bytes: self.result_cache_mb << 20,
             },
+            vectors_follow: false,
         })
     }
 }

@@ -53,6 +53,69 @@ pub async fn stored_model(client: &tokio_postgres::Client) -> Result<Option<(Str
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
+/// Whether the catalog's vectors are in: until they are, semantic and hybrid searches answer by keyword and say
+/// so. A server that starts on a database it has just seeded serves at once and embeds the catalog meanwhile
+/// ([`complete`]), instead of keeping every tool waiting for the model.
+#[derive(Debug, Default)]
+pub struct CatalogVectors {
+    ready: std::sync::atomic::AtomicBool,
+}
+
+impl CatalogVectors {
+    pub fn new(ready: bool) -> Self {
+        Self { ready: std::sync::atomic::AtomicBool::new(ready) }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// How many times [`complete`] tries before it gives up (a remote provider down for minutes).
+const ATTEMPTS: u32 = 5;
+
+/// Embeds, as the owner, the products that lack an up-to-date vector from this model, while the server serves;
+/// marks the catalog's vectors ready when done. A failure is retried with growing pauses, then left in the log
+/// (`zava-mcp embed` does it by hand); searches answer by keyword meanwhile.
+pub async fn complete(owner: Endpoint, embedder: Embedder, vectors: std::sync::Arc<CatalogVectors>) {
+    let started = std::time::Instant::now();
+    for attempt in 1..=ATTEMPTS {
+        match embed_products(&owner, &embedder, false, &ProgressBar::hidden()).await {
+            Ok(n) => {
+                let first = !vectors.ready();
+                vectors.set_ready();
+                if n > 0 || first {
+                    tracing::info!(
+                        products = n,
+                        model = embedder.model_id(),
+                        secs = format!("{:.1}", started.elapsed().as_secs_f64()),
+                        "embedded the product catalog: semantic and hybrid search are on"
+                    );
+                }
+                return;
+            }
+            Err(e) if attempt < ATTEMPTS => {
+                let pause = std::time::Duration::from_secs(5 * u64::from(attempt));
+                tracing::warn!(
+                    error = %format!("{e:#}"),
+                    retry_in_s = pause.as_secs(),
+                    "embedding the product catalog failed; searches answer by keyword until it is done"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            Err(e) => tracing::error!(
+                error = %format!("{e:#}"),
+                "embedding the product catalog failed {ATTEMPTS} times; searches answer by keyword: run `zava-mcp \
+                 embed` once the provider works"
+            ),
+        }
+    }
+}
+
 /// Embeds the products that lack an up-to-date embedding from this model (all of them with `rebuild`), as the
 /// owner. Texts go to the model sorted by length, so each batch pads to a similar length. Returns how many were
 /// embedded.

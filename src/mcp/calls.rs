@@ -175,6 +175,15 @@ impl ZavaServer {
         cancel: &CancellationToken,
         note: &mut CallNote,
     ) -> Result<CallToolResult, query::QueryError> {
+        // Until the catalog's vectors are in (a server that has just seeded its database), rank by keyword.
+        let keyword;
+        let pending = request.mode != SearchMode::Keyword && !self.app.vectors.ready();
+        let request = if pending {
+            keyword = SearchRequest { mode: SearchMode::Keyword, ..request.clone() };
+            &keyword
+        } else {
+            request
+        };
         let embedding = match request.mode {
             SearchMode::Keyword => None,
             _ => match self.app.embeddings.embed(&request.text).instrument(tracing::info_span!("embedding")).await {
@@ -206,7 +215,7 @@ impl ZavaServer {
             )
             .await?;
         note.rows = Some(hits.len());
-        Ok(output::search_result(&hits, request.threshold_percent))
+        Ok(output::search_result(&hits, request.threshold_percent, pending.then_some(output::VECTORS_PENDING)))
     }
 
     /// Runs `work` in the caller's read-only tenant transaction on a pooled connection (`db::call`).

@@ -67,7 +67,12 @@ struct Compact<'a> {
 
 /// The success shape of `semantic_search_products`: the origin's columns (with category and type names instead
 /// of internal ids, and without cost and margin), `similarity_distance` and `sp`.
-pub fn search_result(hits: &[crate::search::SearchHit], threshold_percent: f64) -> CallToolResult {
+/// The note on a search answered by keyword because the catalog's vectors are not in yet.
+pub const VECTORS_PENDING: &str = "the product catalog is still being embedded (the server has just been set up), so \
+    these are keyword matches; semantic ranking follows within a minute: ask again then for similar products";
+
+/// A search's hits in the origin's compact columns, with `note` (why the ranking is not the one asked for).
+pub fn search_result(hits: &[crate::search::SearchHit], threshold_percent: f64, note: Option<&str>) -> CallToolResult {
     const COLUMNS: [&str; 9] = [
         "product_id",
         "sku",
@@ -108,6 +113,9 @@ pub fn search_result(hits: &[crate::search::SearchHit], threshold_percent: f64) 
         compact.insert("c".into(), json!(COLUMNS));
         compact.insert("r".into(), Value::Array(rows));
         compact.insert("n".into(), n.into());
+    }
+    if let Some(note) = note {
+        compact.insert("note".into(), note.into());
     }
     let text = Value::Object(compact.clone()).to_string();
     if !hits.is_empty() {

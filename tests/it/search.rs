@@ -128,3 +128,46 @@ async fn an_edited_description_is_re_embedded_and_nothing_else() {
     assert_eq!(embed().await, 1, "only the edited product's text changed");
     assert_eq!(embed().await, 0);
 }
+
+/// A server that has just seeded its database serves before the catalog's vectors are in: until then a semantic
+/// search answers by keyword and says so, and once the catalog is embedded it ranks semantically again.
+#[tokio::test]
+async fn until_the_catalog_is_embedded_searches_answer_by_keyword_and_say_so() {
+    use serde_json::json;
+    use zava_mcp::app::{App, AppSettings};
+    let db = TestDb::new().await;
+    db.owner()
+        .await
+        .batch_execute(
+            "UPDATE retail.product_description_embeddings SET description_embedding = NULL, embedding_model = NULL",
+        )
+        .await
+        .unwrap();
+    let refused = App::start(&db.query, db.key.clone(), embedder().clone(), AppSettings::default()).await;
+    let refused = refused.err().expect("a server with nobody embedding the catalog refuses to start without it");
+    assert!(format!("{refused:#}").contains("no product embeddings yet"), "{refused:#}");
+
+    let settings = AppSettings { vectors_follow: true, ..Default::default() };
+    let app = App::start(&db.query, db.key.clone(), embedder().clone(), settings).await.unwrap();
+    assert!(!app.vectors.ready());
+    let (addr, _shutdown) = crate::harness::serve_http(app.clone(), vec![]).await;
+    let http = crate::harness::http_client();
+    let search = async |text: &str| -> serde_json::Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "semantic_search_products", "arguments": {"query_description": text}}});
+        let resp = crate::harness::mcp_post(&http, &format!("http://{addr}/mcp"), &body)
+            .header("x-rls-user-id", STORES[0].manager.to_string());
+        let v: serde_json::Value = resp.send().await.unwrap().json().await.unwrap();
+        assert_eq!(v["result"]["isError"], json!(false), "{v}");
+        v["result"]["structuredContent"].clone()
+    };
+    let early = search("cordless drill").await;
+    assert_eq!(early["note"], json!(zava_mcp::mcp::output::VECTORS_PENDING), "{early}");
+    assert!(early["n"].as_u64().unwrap() > 0, "keyword matches for a plain product name: {early}");
+
+    zava_mcp::embed::products::complete(db.owner.clone(), embedder().clone(), app.vectors.clone()).await;
+    assert!(app.vectors.ready());
+    let later = search("something to make holes in a wall").await;
+    assert!(later.get("note").is_none(), "{later}");
+    assert!(later["n"].as_u64().unwrap() > 0, "{later}");
+}
