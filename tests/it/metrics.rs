@@ -38,6 +38,8 @@ async fn prometheus_scrapes_per_tool_red_metrics_with_bounded_labels() {
     crate::harness::make_traversable(dir.path());
     let mut cmd = zava(dir.path(), &db);
     cmd.args(["serve", "--http", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--max-rows", "5"]);
+    // A successful call's own line is at debug.
+    cmd.env("ZAVA_LOG", "info,zava_mcp::mcp=debug");
     let mut server = Serve::start(dir.path(), cmd);
     let metrics_at = server.wait_for_log("serving /metrics and the health probes on http://");
     let seattle = STORES.iter().find(|s| s.name.ends_with("Seattle")).unwrap().manager.to_string();

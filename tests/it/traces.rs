@@ -40,7 +40,9 @@ fn serve(db: &TestDb, dir: &std::path::Path, protocol: &str, endpoint: &str) -> 
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env_remove("OTEL_SERVICE_NAME")
-        .env("ZAVA_LOG_FORMAT", "json");
+        .env("ZAVA_LOG_FORMAT", "json")
+        // A successful call's own line is at debug.
+        .env("ZAVA_LOG", "info,zava_mcp::mcp=debug");
     Serve::start(dir, cmd)
 }
 
