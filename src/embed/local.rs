@@ -170,10 +170,10 @@ impl LocalModel {
 
         let device = Device::Cpu;
         let weights_path = dir.join(WEIGHTS);
-        // Read rather than mmap: loading copies every tensor anyway, and this needs no `unsafe`.
-        let weights = std::fs::read(&weights_path).with_context(|| format!("reading {}", weights_path.display()))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+        // Tensor by tensor (`weights`): the file is never held whole besides the model.
+        let weights = super::weights::TensorFile::open(&weights_path)
             .with_context(|| format!("{} is not a valid safetensors file", weights_path.display()))?;
+        let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, device.clone());
         let encoder = Encoder::load(vb, &config).with_context(|| {
             format!("{} does not hold the BERT model config.json describes", weights_path.display())
         })?;

@@ -15,6 +15,7 @@ pub mod provider;
 pub mod remote;
 pub mod serve;
 pub mod settings;
+mod weights;
 pub(crate) mod wire;
 
 /// Scales `v` to unit length, refusing what has no direction (empty, all zeros, or not finite). Every vector
