@@ -26,9 +26,9 @@ floor="$(tr -d '[:space:]' <.coverage-floor)"
 
 stage "setup" scripts/setup.sh mcp_clients redis prometheus deny coverage
 stage "cargo fmt --check" cargo fmt --all -- --check
-stage "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
+stage "cargo clippy" cargo clippy --locked --workspace --all-targets -- -D warnings
 stage "cargo deny" scripts/deny.sh
-stage "cargo test (instrumented)" cargo llvm-cov --locked --no-report
+stage "cargo test (instrumented)" cargo llvm-cov --locked --workspace --no-report
 stage "coverage (floor ${floor}% of lines)" \
     cargo llvm-cov report --summary-only --fail-under-lines "$floor"
 # The container image, made from the binary the tests just built (runtime-prebuilt target), run for real.

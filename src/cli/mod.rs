@@ -174,6 +174,10 @@ pub struct EmbedServerArgs {
     /// all-MiniLM-L6-v2.
     #[arg(long, env = "ZAVA_EMBEDDING_MODEL_DIR", value_name = "DIR")]
     pub embedding_model_dir: Option<PathBuf>,
+    /// The arithmetic of the model's linear layers: `auto` (8-bit integers on processors with AVX-512 VNNI, f32
+    /// elsewhere), `int8` or `f32`.
+    #[arg(long, env = "ZAVA_EMBEDDING_PRECISION", value_enum, default_value = "auto", value_name = "PRECISION")]
+    pub embedding_precision: crate::embed::settings::Precision,
     /// Largest request body accepted, in bytes.
     #[arg(id = "embed_server_max_body_bytes", long = "max-body-bytes", env = "ZAVA_EMBED_SERVER_MAX_BODY_BYTES", default_value_t = 16_777_216, value_parser = clap::value_parser!(u32).range(1024..=1_073_741_824))]
     pub max_body_bytes: u32,
@@ -344,7 +348,10 @@ async fn embed_server(args: EmbedServerArgs) -> Result<()> {
         tracing::warn!(addr = %args.listen, "serving embeddings on a non-loopback address without --api-key: anyone who can reach it may use it");
     }
     let local = EmbeddingSettings {
-        provider: ProviderSettings::Local { model_dir: args.embedding_model_dir.clone() },
+        provider: ProviderSettings::Local {
+            model_dir: args.embedding_model_dir.clone(),
+            precision: args.embedding_precision,
+        },
         ..EmbeddingSettings::local()
     };
     let embedder = Embedder::from_settings(&local).await?;

@@ -96,6 +96,7 @@ keys! {
     "embedding" {
         "provider" => "embedding_provider", "ZAVA_EMBEDDING_PROVIDER";
         "model_dir" => "embedding_model_dir", "ZAVA_EMBEDDING_MODEL_DIR";
+        "precision" => "embedding_precision", "ZAVA_EMBEDDING_PRECISION";
         "openai_base_url" => "openai_base_url", "OPENAI_BASE_URL";
         "openai_api_key" => "openai_api_key", "OPENAI_API_KEY";
         "model" => "embedding_model", "ZAVA_EMBEDDING_MODEL";

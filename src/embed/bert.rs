@@ -80,8 +80,9 @@ struct Packing {
 }
 
 impl Encoder {
-    /// Builds the encoder from `config.json` and its safetensors weights (with or without the `bert.` prefix).
-    pub(crate) fn load(vb: VarBuilder, config: &BertConfig) -> anyhow::Result<Self> {
+    /// Builds the encoder from `config.json` and its safetensors weights (with or without the `bert.` prefix); with
+    /// `int8`, the linear layers in 8-bit integers (the caller checks the processor: [`int8_supported`]).
+    pub(crate) fn load(vb: VarBuilder, config: &BertConfig, int8: bool) -> anyhow::Result<Self> {
         ensure!(
             config.hidden_act == "gelu",
             "config.json: hidden_act {:?} is not supported (the local model runs BERT models with \"gelu\")",
@@ -108,7 +109,7 @@ impl Encoder {
         let embed_norm = candle_nn::layer_norm(hidden, eps, embeddings.pp("LayerNorm"))?;
 
         let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), config))
+            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), config, int8))
             .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             word,
@@ -191,7 +192,7 @@ impl Packing {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, config: &BertConfig) -> anyhow::Result<Self> {
+    fn load(vb: VarBuilder, config: &BertConfig, int8: bool) -> anyhow::Result<Self> {
         let (hidden, inner, eps) = (config.hidden_size, config.intermediate_size, config.layer_norm_eps);
         let attention = vb.pp("attention");
         let own = attention.pp("self");
@@ -200,13 +201,13 @@ impl Layer {
             Ok((vb.get((hidden, hidden), "weight")?, vb.get(hidden, "bias")?))
         };
         let (q, k, v) = (part("query")?, part("key")?, part("value")?);
-        let qkv = Dense { weight: Tensor::cat(&[q.0, k.0, v.0], 0)?, bias: Tensor::cat(&[q.1, k.1, v.1], 0)? };
+        let qkv = Dense::new(Tensor::cat(&[q.0, k.0, v.0], 0)?, Tensor::cat(&[q.1, k.1, v.1], 0)?, int8)?;
         Ok(Self {
             qkv,
-            attention_out: Dense::load(hidden, hidden, attention.pp("output").pp("dense"))?,
+            attention_out: Dense::load(hidden, hidden, attention.pp("output").pp("dense"), int8)?,
             attention_norm: candle_nn::layer_norm(hidden, eps, attention.pp("output").pp("LayerNorm"))?,
-            up: Dense::load(hidden, inner, vb.pp("intermediate").pp("dense"))?,
-            down: Dense::load(inner, hidden, vb.pp("output").pp("dense"))?,
+            up: Dense::load(hidden, inner, vb.pp("intermediate").pp("dense"), int8)?,
+            down: Dense::load(inner, hidden, vb.pp("output").pp("dense"), int8)?,
             out_norm: candle_nn::layer_norm(hidden, eps, vb.pp("output").pp("LayerNorm"))?,
         })
     }
@@ -216,7 +217,10 @@ impl Layer {
         let hidden = heads * head_dim;
         let qkv = self.qkv.forward(x)?; // (tokens, 3 × hidden)
         let padded = match &packing.scatter {
-            Some(scatter) => Tensor::cat(&[&qkv, &qkv.zeros_like()?.narrow(0, 0, 1)?], 0)?.index_select(scatter, 0)?,
+            Some(scatter) => {
+                let zero = Tensor::zeros((1, qkv.dim(1)?), qkv.dtype(), qkv.device())?;
+                Tensor::cat(&[&qkv, &zero], 0)?.index_select(scatter, 0)?
+            }
             None => qkv,
         };
         // (texts, width, 3, heads, head_dim) → (3, texts, heads, width, head_dim)
@@ -234,16 +238,21 @@ impl Layer {
             None => context,
         };
         let x = self.attention_norm.forward(&(self.attention_out.forward(&context)? + x)?)?;
-        let inner = gelu(&self.up.forward(&x)?)?;
+        let inner = self.up.forward_gelu(&x)?;
         Ok(self.out_norm.forward(&(self.down.forward(&inner)? + x)?)?)
     }
 }
 
-/// A linear layer, `x · Wᵀ + b`, that picks the faster orientation of the product for the number of rows.
-struct Dense {
-    /// `(out, in)`, as stored.
-    weight: Tensor,
-    bias: Tensor,
+/// A linear layer, `x · Wᵀ + b`: in 8-bit integers where the processor and the shape allow
+/// (the `zava-int8` crate), otherwise in f32 with the faster orientation of the product for the number of rows.
+enum Dense {
+    F32 {
+        /// `(out, in)`, as stored.
+        weight: Tensor,
+        bias: Tensor,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Int8(zava_int8::Int8Linear),
 }
 
 /// Up to this many rows (tokens), `(W · xᵀ)ᵀ` beats `x · Wᵀ` with candle's CPU matrix product (gemm): the long
@@ -253,26 +262,85 @@ struct Dense {
 const FEW_ROWS: usize = 48;
 
 impl Dense {
-    fn load(inputs: usize, outputs: usize, vb: VarBuilder) -> anyhow::Result<Self> {
-        Ok(Self { weight: vb.get((outputs, inputs), "weight")?, bias: vb.get(outputs, "bias")? })
+    fn load(inputs: usize, outputs: usize, vb: VarBuilder, int8: bool) -> anyhow::Result<Self> {
+        Self::new(vb.get((outputs, inputs), "weight")?, vb.get(outputs, "bias")?, int8)
+    }
+
+    /// `weight` is `(out, in)`; with `int8` (and a shape the kernel takes) the f32 weights are not kept.
+    fn new(weight: Tensor, bias: Tensor, int8: bool) -> anyhow::Result<Self> {
+        #[cfg(target_arch = "x86_64")]
+        if int8 {
+            let (outputs, inputs) = weight.dims2()?;
+            let values = weight.flatten_all()?.to_vec1::<f32>()?;
+            if let Some(linear) = zava_int8::Int8Linear::new(&values, &bias.to_vec1::<f32>()?, outputs, inputs) {
+                return Ok(Dense::Int8(linear));
+            }
+        }
+        let _ = int8;
+        Ok(Dense::F32 { weight, bias })
     }
 
     /// `x`: `(rows, in)` → `(rows, out)`, contiguous.
     fn forward(&self, x: &Tensor) -> anyhow::Result<Tensor> {
-        let product =
-            if x.dim(0)? <= FEW_ROWS { self.weight.matmul(&x.t()?)?.t()? } else { x.matmul(&self.weight.t()?)? };
-        Ok(product.broadcast_add(&self.bias)?)
+        self.forward_then(x, None)
+    }
+
+    /// [`Dense::forward`] followed by GELU.
+    fn forward_gelu(&self, x: &Tensor) -> anyhow::Result<Tensor> {
+        self.forward_then(x, Some(gelu_in_place))
+    }
+
+    /// The product, with `then` applied to its values in place.
+    fn forward_then(&self, x: &Tensor, then: Option<fn(&mut [f32])>) -> anyhow::Result<Tensor> {
+        match self {
+            Dense::F32 { weight, bias } => {
+                let product =
+                    if x.dim(0)? <= FEW_ROWS { weight.matmul(&x.t()?)?.t()? } else { x.matmul(&weight.t()?)? };
+                let product = product.broadcast_add(bias)?;
+                let Some(then) = then else { return Ok(product) };
+                let shape = product.shape().clone();
+                let mut values = product.flatten_all()?.to_vec1::<f32>()?;
+                then(&mut values);
+                Ok(Tensor::from_vec(values, shape, x.device())?)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Dense::Int8(linear) => {
+                let x = x.contiguous()?;
+                let rows = x.dim(0)?;
+                ensure!(
+                    x.dims() == [rows, linear.inputs()],
+                    "a layer of {} inputs got {:?}",
+                    linear.inputs(),
+                    x.dims()
+                );
+                let mut out = {
+                    let (storage, layout) = x.storage_and_layout();
+                    let candle_core::Storage::Cpu(cpu) = &*storage else { bail!("the encoder runs on the CPU only") };
+                    let (start, end) = layout.contiguous_offsets().expect("made contiguous above");
+                    linear.forward(&cpu.as_slice::<f32>()?[start..end])
+                };
+                if let Some(then) = then {
+                    then(&mut out);
+                }
+                Ok(Tensor::from_vec(out, (rows, linear.outputs()), x.device())?)
+            }
+        }
     }
 }
 
-/// GELU as BERT defines it, `x · Φ(x) = x/2 · (1 + erf(x/√2))`, on a contiguous f32 tensor.
-fn gelu(x: &Tensor) -> anyhow::Result<Tensor> {
-    let shape = x.shape().clone();
-    let mut values = x.flatten_all()?.to_vec1::<f32>()?;
-    for v in &mut values {
+/// Whether this processor runs the linear layers in 8-bit integers.
+pub(crate) fn int8_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return zava_int8::Int8Linear::supported();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// GELU as BERT defines it, `x · Φ(x) = x/2 · (1 + erf(x/√2))`.
+fn gelu_in_place(values: &mut [f32]) {
+    for v in values {
         *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
-    Ok(Tensor::from_vec(values, shape, x.device())?)
 }
 
 /// The error function in single precision, as a ratio of two polynomials in x² on [-4, 4] (erf is ±1 to f32
@@ -317,10 +385,12 @@ mod tests {
     #[test]
     fn both_orientations_of_a_dense_layer_agree() {
         let device = Device::Cpu;
-        let dense = Dense {
-            weight: Tensor::randn(0f32, 0.1, (96, 40), &device).unwrap(),
-            bias: Tensor::randn(0f32, 1.0, 96, &device).unwrap(),
-        };
+        let dense = Dense::new(
+            Tensor::randn(0f32, 0.1, (96, 40), &device).unwrap(),
+            Tensor::randn(0f32, 1.0, 96, &device).unwrap(),
+            false,
+        )
+        .unwrap();
         // FEW_ROWS + 12 rows go through x · Wᵀ; FEW_ROWS of them, or one, through (W · xᵀ)ᵀ.
         let x = Tensor::randn(0f32, 1.0, (FEW_ROWS + 12, 40), &device).unwrap();
         let many = dense.forward(&x).unwrap();
@@ -342,7 +412,7 @@ mod tests {
         };
         let refused = |config: BertConfig| {
             let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
-            format!("{:#}", Encoder::load(vb, &config).err().expect("refused"))
+            format!("{:#}", Encoder::load(vb, &config, false).err().expect("refused"))
         };
         let mut relu = config("");
         relu.hidden_act = "relu".into();

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::bert::{BertConfig, Encoder};
+use super::settings::Precision;
 
 /// The directory name `scripts/setup.sh` installs the model under (also the last part of the model id).
 const DEFAULT_MODEL_NAME: &str = "all-MiniLM-L6-v2";
@@ -117,8 +118,27 @@ impl LocalModel {
     /// Loads a sentence-transformers BERT model directory: `config.json`, `tokenizer.json`, `model.safetensors`
     /// and `1_Pooling/config.json` (mean pooling is the only mode supported); `sentence_bert_config.json`, when
     /// present, sets the longest input (otherwise the model's position limit). Errors name the missing or
-    /// broken file and say how to install the model.
+    /// broken file and say how to install the model. The linear layers run in 8-bit integers where the processor
+    /// allows ([`Precision::Auto`]).
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        Self::load_in(dir, Precision::Auto)
+    }
+
+    /// [`LocalModel::load`] with the arithmetic of the linear layers chosen: `Int8` fails on a processor without
+    /// AVX-512 VNNI, `Auto` falls back to f32 there.
+    pub fn load_in(dir: &Path, precision: Precision) -> anyhow::Result<Self> {
+        let int8 = match precision {
+            Precision::F32 => false,
+            Precision::Auto => super::bert::int8_supported(),
+            Precision::Int8 => {
+                ensure!(
+                    super::bert::int8_supported(),
+                    "--embedding-precision int8 (ZAVA_EMBEDDING_PRECISION) needs a processor with AVX-512 VNNI, \
+                     which this one lacks: use auto or f32"
+                );
+                true
+            }
+        };
         for file in [CONFIG, TOKENIZER, WEIGHTS, POOLING] {
             let path = dir.join(file);
             ensure!(
@@ -174,7 +194,7 @@ impl LocalModel {
         let weights = super::weights::TensorFile::open(&weights_path)
             .with_context(|| format!("{} is not a valid safetensors file", weights_path.display()))?;
         let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, device.clone());
-        let encoder = Encoder::load(vb, &config).with_context(|| {
+        let encoder = Encoder::load(vb, &config, int8).with_context(|| {
             format!("{} does not hold the BERT model config.json describes", weights_path.display())
         })?;
 
@@ -244,6 +264,12 @@ mod tests {
         })
     }
 
+    /// The same model in the published arithmetic, f32 throughout.
+    fn f32_model() -> &'static LocalModel {
+        static MODEL: OnceLock<LocalModel> = OnceLock::new();
+        MODEL.get_or_init(|| LocalModel::load_in(&LocalModel::default_dir(), Precision::F32).unwrap())
+    }
+
     fn embed_one(text: &str) -> Vec<f32> {
         model().embed_batch(&[text]).unwrap().pop().unwrap()
     }
@@ -266,13 +292,35 @@ mod tests {
 
     #[test]
     fn matches_the_published_sentence_transformers_output() {
-        let v = embed_one("This is an example sentence");
+        let v = f32_model().embed_batch(&["This is an example sentence"]).unwrap().pop().unwrap();
         assert_eq!(v.len(), 384);
         let expected = [0.067657, 0.063496, 0.048713, 0.079305, 0.037448, 0.002653];
         for (i, (got, want)) in v.iter().zip(expected).enumerate() {
             assert!((got - want).abs() < 1e-4, "value {i}: got {got}, want {want}");
         }
         assert!((norm(&v) - 1.0).abs() < 1e-5, "norm {}", norm(&v));
+    }
+
+    #[test]
+    fn eight_bit_vectors_point_where_the_published_ones_do() {
+        if !crate::embed::bert::int8_supported() {
+            eprintln!("skipped: this processor lacks AVX-512 VNNI, so every precision is f32");
+            return;
+        }
+        let int8 = LocalModel::load_in(&LocalModel::default_dir(), Precision::Int8).unwrap();
+        let texts = [
+            "This is an example sentence",
+            "cordless drill with a spare battery",
+            "paint for a bathroom ceiling that resists mildew",
+            "A heavy-duty cordless drill with two lithium-ion batteries, a fast charger and twenty torque settings.",
+            "sheetrok",
+        ];
+        let (ours, published) = (int8.embed_batch(&texts).unwrap(), f32_model().embed_batch(&texts).unwrap());
+        for ((text, a), b) in texts.iter().zip(&ours).zip(&published) {
+            assert!((norm(a) - 1.0).abs() < 1e-5);
+            assert!(cos(a, b) > 0.995, "{text:?}: cosine {} between int8 and f32", cos(a, b));
+            assert!(a != b, "{text:?}: int8 gave exactly the f32 vector: is it really int8?");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::batch::{BatchError, Batcher};
 use super::error::EmbedError;
 use super::local::LocalModel;
 use super::remote::RemoteEmbedder;
-use super::settings::{EmbeddingSettings, ProviderSettings};
+use super::settings::{EmbeddingSettings, Precision, ProviderSettings};
 
 /// Which embedding implementation to use.
 #[derive(Clone)]
@@ -25,19 +25,25 @@ pub enum Embedder {
 }
 
 impl Embedder {
-    /// Loads the local model from `dir` (default: where `scripts/setup.sh` installs all-MiniLM-L6-v2).
+    /// Loads the local model from `dir` (default: where `scripts/setup.sh` installs all-MiniLM-L6-v2) in the
+    /// default precision.
     pub fn local(dir: Option<&std::path::Path>) -> Result<Self> {
+        Self::local_in(dir, Precision::Auto)
+    }
+
+    /// [`Embedder::local`] with the linear layers' arithmetic chosen.
+    pub fn local_in(dir: Option<&std::path::Path>, precision: Precision) -> Result<Self> {
         let dir = dir.map(std::path::Path::to_path_buf).unwrap_or_else(LocalModel::default_dir);
-        Ok(Embedder::Local(Arc::new(LocalModel::load(&dir)?)))
+        Ok(Embedder::Local(Arc::new(LocalModel::load_in(&dir, precision)?)))
     }
 
     /// The configured provider, ready to embed: the local model loaded, or a remote one that answered a probe
     /// (which is how its vectors' length is learnt). A provider that cannot be reached stops startup here.
     pub async fn from_settings(settings: &EmbeddingSettings) -> Result<Self> {
         let remote = match &settings.provider {
-            ProviderSettings::Local { model_dir } => {
-                let dir = model_dir.clone();
-                return tokio::task::spawn_blocking(move || Embedder::local(dir.as_deref()))
+            ProviderSettings::Local { model_dir, precision } => {
+                let (dir, precision) = (model_dir.clone(), *precision);
+                return tokio::task::spawn_blocking(move || Embedder::local_in(dir.as_deref(), precision))
                     .await
                     .context("loading the embedding model failed")?;
             }

@@ -27,6 +27,18 @@ pub enum ProviderKind {
     AzureOpenAi,
 }
 
+/// The arithmetic of the local model's linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Precision {
+    /// 8-bit integers where the processor has AVX-512 VNNI, f32 elsewhere.
+    #[default]
+    Auto,
+    /// 8-bit integers; refuses to start on a processor without AVX-512 VNNI.
+    Int8,
+    /// 32-bit floats throughout, as the model was published.
+    F32,
+}
+
 /// A setting as a person meets it: its environment variable and its flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Setting {
@@ -52,6 +64,7 @@ macro_rules! settings {
 settings! {
     PROVIDER = "ZAVA_EMBEDDING_PROVIDER", "--embedding-provider";
     MODEL_DIR = "ZAVA_EMBEDDING_MODEL_DIR", "--embedding-model-dir";
+    PRECISION = "ZAVA_EMBEDDING_PRECISION", "--embedding-precision";
     OPENAI_BASE_URL = "OPENAI_BASE_URL", "--openai-base-url";
     OPENAI_API_KEY = "OPENAI_API_KEY", "--openai-api-key";
     MODEL = "ZAVA_EMBEDDING_MODEL", "--embedding-model";
@@ -92,6 +105,11 @@ pub struct EmbeddingArgs {
     /// all-MiniLM-L6-v2, ~/.cache/zava-mcp/models/all-MiniLM-L6-v2.
     #[arg(long, env = MODEL_DIR.env, value_name = "DIR")]
     pub embedding_model_dir: Option<PathBuf>,
+    /// local: the arithmetic of the model's linear layers: `auto` (8-bit integers on processors with AVX-512
+    /// VNNI, f32 elsewhere), `int8` or `f32`. In 8-bit integers the weights take a quarter of the memory and a
+    /// query embeds about twice as fast, with search relevance measured equal (cargo bench --bench search).
+    #[arg(long, env = PRECISION.env, value_enum, default_value = "auto", value_name = "PRECISION")]
+    pub embedding_precision: Precision,
     /// openai: the API's base URL, up to and including /v1. Ollama: http://localhost:11434/v1; zava-mcp
     /// embed-server: http://127.0.0.1:11435/v1.
     #[arg(long, env = OPENAI_BASE_URL.env, default_value = DEFAULT_OPENAI_BASE_URL, value_name = "URL")]

@@ -11,7 +11,7 @@ mod values;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use args::{EmbeddingArgs, ProviderKind, Setting, seconds, secret as secret_arg};
+pub use args::{EmbeddingArgs, Precision, ProviderKind, Setting, seconds, secret as secret_arg};
 pub use values::{ApiVersion, ClientId, DeploymentName, ModelName, Secret, ServiceUrl, TenantId};
 
 use self::args as s;
@@ -30,6 +30,7 @@ pub enum ProviderSettings {
     /// The in-process model; `None` means [`LocalModel::default_dir`](super::local::LocalModel::default_dir).
     Local {
         model_dir: Option<PathBuf>,
+        precision: Precision,
     },
     OpenAi(OpenAiSettings),
     AzureOpenAi(AzureSettings),
@@ -103,7 +104,10 @@ impl Default for RemoteTuning {
 impl EmbeddingSettings {
     /// The default: the local model from its default directory.
     pub fn local() -> Self {
-        Self { provider: ProviderSettings::Local { model_dir: None }, remote: RemoteTuning::default() }
+        Self {
+            provider: ProviderSettings::Local { model_dir: None, precision: Precision::Auto },
+            remote: RemoteTuning::default(),
+        }
     }
 }
 
@@ -147,7 +151,10 @@ impl EmbeddingSettings {
     /// Checks the chosen provider's settings (and only those) and the tuning.
     pub fn resolve(args: &EmbeddingArgs) -> Result<Self, SettingsError> {
         let provider = match args.embedding_provider {
-            ProviderKind::Local => ProviderSettings::Local { model_dir: args.embedding_model_dir.clone() },
+            ProviderKind::Local => ProviderSettings::Local {
+                model_dir: args.embedding_model_dir.clone(),
+                precision: args.embedding_precision,
+            },
             ProviderKind::OpenAi => ProviderSettings::OpenAi(openai(args)?),
             ProviderKind::AzureOpenAi => ProviderSettings::AzureOpenAi(azure(args)?),
         };
@@ -285,7 +292,7 @@ mod tests {
     #[test]
     fn local_is_the_default_and_ignores_the_other_providers_settings() {
         let s = resolve(&["--azure-openai-endpoint", "not a url", "--openai-base-url", "nope"]).unwrap();
-        assert!(matches!(s.provider, ProviderSettings::Local { model_dir: None }));
+        assert!(matches!(s.provider, ProviderSettings::Local { model_dir: None, precision: Precision::Auto }));
         assert_eq!(s.remote, RemoteTuning::default());
     }
 
