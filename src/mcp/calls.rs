@@ -16,7 +16,7 @@ use crate::db::{introspect, query};
 use crate::embed::error::EmbedError;
 use crate::results::Kept;
 use crate::search::{self, SearchMode, SearchRequest, SearchStatement};
-use crate::tenant::Access;
+use crate::tenant::{Access, Tenant};
 use crate::throttle::CallPermit;
 
 /// A failed query's result, noted for the audit record.
@@ -199,6 +199,7 @@ impl ZavaServer {
             },
         };
         let timeout = self.app.settings.limits.statement_timeout;
+        let head_office = matches!(access.tenant, Tenant::HeadOffice);
         let hits = self
             .app
             .db
@@ -210,7 +211,7 @@ impl ZavaServer {
                     shape: Shape::OneTrip,
                 },
                 cancel,
-                SearchStatement::prepare_cached,
+                async |client| SearchStatement::prepare_cached(client, head_office).await,
                 async |tx, s, _| {
                     search::search(tx, &s, request, embedding).await.map_err(|e| query::QueryError::from_pg(e, timeout))
                 },

@@ -43,7 +43,10 @@ pub struct SearchHit {
     pub sp: Option<f64>,
 }
 
-const SQL: &str = "
+/// The statement's text, a macro so that head office's copy can be made from it at compile time.
+macro_rules! search_sql {
+    () => {
+        "
 WITH q AS (
     SELECT $2::vector AS embedding,
            nullif(replace(plainto_tsquery('english', $1)::text, '&', '|'), '')::tsquery AS words
@@ -85,7 +88,16 @@ CROSS JOIN q
 CROSS JOIN LATERAL (SELECT e.description_embedding <=> q.embedding AS distance) d
 WHERE $5 = 'keyword' OR d.distance <= $3 OR f.exact_sku
 ORDER BY f.exact_sku DESC, f.score DESC, d.distance NULLS LAST, p.product_id
-LIMIT $7";
+LIMIT $7"
+    };
+}
+
+const SQL: &str = search_sql!();
+/// The same statement under another text for head office, so that each connection prepares it once per role. A
+/// prepared plan over tables with row-level security belongs to the role it was made for, and PostgreSQL plans
+/// it again whenever the role differs from the last execution's: with head office's calls (their own role) mixed
+/// among the managers', one statement for both was planned anew on about one call in five.
+const SQL_HEAD_OFFICE: &str = concat!(search_sql!(), "\n-- head office");
 
 /// The search statement, prepared on one connection. Planning it costs more than running it, so each connection
 /// prepares it once (the server keeps it in the pool's per-connection statement cache).
@@ -97,9 +109,12 @@ impl SearchStatement {
         client.prepare(SQL).await.map(Self)
     }
 
-    /// Prepared once per pooled connection, then reused.
-    pub async fn prepare_cached(client: &deadpool_postgres::ClientWrapper) -> Result<Self, tokio_postgres::Error> {
-        client.prepare_cached(SQL).await.map(Self)
+    /// Prepared once per pooled connection and role (head office or the managers'), then reused.
+    pub async fn prepare_cached(
+        client: &deadpool_postgres::ClientWrapper,
+        head_office: bool,
+    ) -> Result<Self, tokio_postgres::Error> {
+        client.prepare_cached(if head_office { SQL_HEAD_OFFICE } else { SQL }).await.map(Self)
     }
 }
 
