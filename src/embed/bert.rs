@@ -336,8 +336,25 @@ pub(crate) fn int8_supported() -> bool {
     false
 }
 
-/// GELU as BERT defines it, `x · Φ(x) = x/2 · (1 + erf(x/√2))`.
+/// GELU as BERT defines it, `x · Φ(x) = x/2 · (1 + erf(x/√2))`: sixteen values at a time where the processor has
+/// AVX-512 (the same operations per value, so the same results).
 fn gelu_in_place(values: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor has the feature the function is compiled for.
+        return unsafe { gelu_avx512(values) };
+    }
+    gelu_values(values);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn gelu_avx512(values: &mut [f32]) {
+    gelu_values(values);
+}
+
+#[inline(always)]
+fn gelu_values(values: &mut [f32]) {
     for v in values {
         *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
@@ -345,6 +362,7 @@ fn gelu_in_place(values: &mut [f32]) {
 
 /// The error function in single precision, as a ratio of two polynomials in x² on [-4, 4] (erf is ±1 to f32
 /// precision beyond); absolute error under 3e-7. Branch-free and without calls, so a loop over it vectorises.
+#[inline(always)]
 fn erf(x: f32) -> f32 {
     const P: [f32; 7] = [
         -2.726_142_3e-10,
