@@ -83,7 +83,7 @@ impl Int8Linear {
             let (block, lane) = (o / LANES, o % LANES);
             for (i, w) in row.iter().enumerate() {
                 let q = (w * inverse).round().clamp(-127.0, 127.0) as i8;
-                packed[(block * (inputs / 4) + i / 4) * LANES * 4 + lane * 4 + i % 4] = q;
+                packed[weight_at(inputs, o, i)] = q;
                 shift[(block * groups + i / GROUP) * LANES + lane] += 128 * i32::from(q);
             }
         }
@@ -145,7 +145,7 @@ impl Int8Linear {
                 for g in 0..groups {
                     let mut acc = 0i32;
                     for i in g * GROUP..(g + 1) * GROUP {
-                        let w = self.packed[(block * (self.inputs / 4) + i / 4) * LANES * 4 + lane * 4 + i % 4];
+                        let w = self.packed[weight_at(self.inputs, o, i)];
                         acc += i32::from(q.bytes[r * self.inputs + i]) * i32::from(w);
                     }
                     let exact = acc - self.shift[(block * groups + g) * LANES + lane];
@@ -185,16 +185,17 @@ impl Int8Linear {
         let (inputs, groups) = (self.inputs, self.inputs / GROUP);
         assert!((row + R) * inputs <= q.bytes.len() && (row + R) * self.outputs <= out.len());
         assert!((first_block + BLOCKS) * LANES <= self.outputs);
-        let weights = |block: usize, k4: usize| (block * (inputs / 4) + k4) * LANES * 4;
-        // (an index computation only: the closure calls no intrinsic, so it loses nothing outside the features)
+        // Each block's first weight; four inputs further on is 64 bytes further (`weight_at`'s layout).
+        let blocks: [usize; BLOCKS] = std::array::from_fn(|b| weight_at(inputs, (first_block + b) * LANES, 0));
         let mut total = [[_mm512_setzero_ps(); BLOCKS]; R];
         for g in 0..groups {
             let mut acc = [[_mm512_setzero_si512(); BLOCKS]; R];
             for k4 in g * GROUP / 4..(g + 1) * GROUP / 4 {
                 let mut w = [_mm512_setzero_si512(); BLOCKS];
                 for (b, w) in w.iter_mut().enumerate() {
-                    // SAFETY: `weights(block, k4) + 64 <= packed.len()` for blocks and k4 in range (asserted above).
-                    *w = unsafe { _mm512_loadu_si512(self.packed.as_ptr().add(weights(first_block + b, k4)).cast()) };
+                    // SAFETY: the 64 bytes from `weight_at(.., block's first output, 4 × k4)` are within `packed` for
+                    // the blocks and k4 in range (asserted above).
+                    *w = unsafe { _mm512_loadu_si512(self.packed.as_ptr().add(blocks[b] + k4 * LANES * 4).cast()) };
                 }
                 for (r, acc) in acc.iter_mut().enumerate() {
                     // Four input bytes of row `row + r`, broadcast to every lane.
@@ -231,6 +232,13 @@ impl Int8Linear {
             }
         }
     }
+}
+
+/// Where the weight of output `o` for input `i` is in [`Int8Linear::packed`]; the 64 bytes from a block's first
+/// output and a multiple of four inputs are that block's weights for those four inputs.
+#[inline(always)]
+fn weight_at(inputs: usize, o: usize, i: usize) -> usize {
+    ((o / LANES) * (inputs / 4) + i / 4) * LANES * 4 + (o % LANES) * 4 + i % 4
 }
 
 #[target_feature(enable = "avx512f,avx512bw")]
