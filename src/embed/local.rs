@@ -337,6 +337,14 @@ mod tests {
         }
         assert!(cos(&batch[0], &batch[2]) > 0.99999);
         assert!(model().embed_batch(&[]).unwrap().is_empty());
+        // Forty texts are several runs through the layers and several attention blocks: each vector is its own.
+        let texts: Vec<&str> = (0..40).map(|i| if i % 3 == 0 { long } else { short }).collect();
+        let many = model().embed_batch(&texts).unwrap();
+        assert_eq!(many.len(), 40);
+        for (i, v) in many.iter().enumerate() {
+            let want = if i % 3 == 0 { &batch[0] } else { &alone };
+            assert!(cos(v, want) > 0.99999, "text {i} of a large batch");
+        }
     }
 
     #[test]
