@@ -263,18 +263,20 @@ fn quantize_rows(x: &[f32], rows: usize, inputs: usize) -> Quantized {
     Quantized { bytes, scales }
 }
 
+/// 1.5 × 2²³: a float of this size has no fraction bits, and for |v| < 2²² the low mantissa bits of `v + MAGIC` are
+/// `v` rounded to an integer (two's complement, ties to even).
+const MAGIC: f32 = 12_582_912.0;
+
 /// `r + 128` as a byte, for an integral `r` in −127..=127: added to 1.5 × 2²³, the sum's low mantissa bits are the
 /// integer itself, so the byte is a truncation of the float's bits. `as u8` on a float is a saturating conversion
 /// the compiler does one lane at a time (it was most of the quantization's time); this stays in vector registers.
 fn shifted_byte(r: f32) -> u8 {
-    const MAGIC: f32 = 12_582_912.0;
     ((r + 128.0) + MAGIC).to_bits() as u8
 }
 
 /// `v` rounded to the nearest integer (ties to even) for |v| < 2²²: adding and removing 1.5 × 2²³ leaves no
 /// fraction bits, in plain f32 additions that vectorise on any x86-64 (`f32::round` is a library call there).
 fn round_small(v: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
     (v + MAGIC) - MAGIC
 }
 

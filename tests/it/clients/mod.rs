@@ -247,6 +247,8 @@ fn wait_for_log(needle: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     let path = LOG_PATH.get().expect("the shared server is running");
     while !std::fs::read_to_string(path).unwrap_or_default().contains(needle) {
+        let exited = PROCESS.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(|r| r.child.try_wait());
+        assert!(matches!(exited, Some(Ok(None))), "the server is gone ({exited:?}):\n{}", server_log());
         assert!(Instant::now() < deadline, "no `{needle}` in the server's log within {timeout:?}:\n{}", server_log());
         std::thread::sleep(Duration::from_millis(100));
     }
