@@ -336,6 +336,10 @@ async fn an_mcp_server_on_the_openai_provider_searches_and_degrades_to_keyword_w
     let server = embed_server(None).await;
     let mut t = tuning();
     (t.max_retries, t.breaker.failure_threshold) = (0, 2);
+    // The embed server runs the model as the test suite is built (debug, instrumented for coverage) beside the
+    // other tests; one call of the type descriptions once took over 20 s. The provider's going away, checked
+    // below, is a refused connection, not a timeout, so a long one costs nothing.
+    t.timeout = Duration::from_secs(120);
     let remote = Embedder::from_settings(&openai(&server.url, None, t)).await.unwrap();
     let db = TestDb::new().await;
     // The embed server serves the template's model, so its vectors are relabelled rather than all recomputed
