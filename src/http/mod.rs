@@ -127,7 +127,7 @@ pub(crate) fn router(
         let limits = crate::throttle::http::Limits {
             throttle: throttle.clone(),
             audit: settings.audit.clone(),
-            directory: app.directory.clone(),
+            directory: Arc::new(app.directory.clone()),
         };
         mcp = mcp.layer(axum::middleware::from_fn_with_state(limits, crate::throttle::http::limit_calls));
     }

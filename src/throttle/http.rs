@@ -25,7 +25,8 @@ use crate::identity::{Directory, IDENTITY_HEADER};
 pub(crate) struct Limits {
     pub throttle: Arc<Throttle>,
     pub audit: Option<Arc<AuditLog>>,
-    pub directory: Directory,
+    /// Shared: the middleware's state is cloned for every request.
+    pub directory: Arc<Directory>,
 }
 
 pub(crate) async fn limit_calls(State(limits): State<Limits>, req: Request, next: Next) -> Response {
