@@ -22,7 +22,7 @@ use crate::results::{ResultCache, ResultCacheSettings};
 use crate::tenant::Access;
 
 /// Tunables of a running server (from flags and environment, see `cli`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AppSettings {
     pub limits: Limits,
     pub pool: PoolSettings,
@@ -113,15 +113,18 @@ impl App {
         drop(client);
         let schemas = SchemaCache::new(settings.schema_cache_ttl, 10_000);
         let embeddings = QueryEmbedder::new(embedder, 10_000);
-        let results = settings.results.enabled.then(|| {
-            let r = settings.results;
-            tracing::info!(
-                max_mb = r.max_bytes >> 20,
-                ttl_s = r.ttl.as_secs(),
-                "result cache on: data-only reads are served again until the data changes"
-            );
-            ResultCache::new(&r, crate::results::version::followed(query))
-        });
+        let results = match &settings.results {
+            r if r.enabled => {
+                tracing::info!(
+                    max_mb = r.max_bytes >> 20,
+                    ttl_s = r.ttl.as_secs(),
+                    shared = r.redis_url.is_some(),
+                    "result cache on: data-only reads are served again until the data changes"
+                );
+                Some(ResultCache::start(r, crate::results::version::followed(query)).await?)
+            }
+            _ => None,
+        };
         Ok(Arc::new(App {
             db: Connections::new(pool, settings.share, CancelTarget::new(query.config())),
             key,

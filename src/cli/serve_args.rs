@@ -45,8 +45,8 @@ pub struct ServerArgs {
     /// Tool calls one caller may run at the same time, per role as for --rate-limit (e.g. `8,head_office=16`).
     #[arg(long, env = "ZAVA_MAX_CONCURRENT", value_delimiter = ',', value_name = "[ROLE=]N", default_value = "8")]
     pub max_concurrent: Vec<String>,
-    /// Redis to share the limits' counts between replicas (`redis://[:password@]host:6379/0`). Without
-    /// it each process counts for itself.
+    /// Redis shared by the replicas (`redis://[:password@]host:6379/0`): the limits' counts and the kept
+    /// results (see --result-cache-local). Without it each process counts and keeps for itself.
     #[arg(long, env = "ZAVA_REDIS_URL", value_name = "URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Append one JSON line per tool call to this file (who, which stores, which tool, the SQL's fingerprint,
@@ -78,6 +78,10 @@ pub struct ServerArgs {
     /// Most memory the kept results take, in megabytes.
     #[arg(long, env = "ZAVA_RESULT_CACHE_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub result_cache_mb: u64,
+    /// Keep results in this process only, even with --redis-url (which otherwise shares them between replicas:
+    /// a question one replica answered, the others answer from Redis, under the same keys and time to live).
+    #[arg(long, env = "ZAVA_RESULT_CACHE_LOCAL")]
+    pub result_cache_local: bool,
 }
 
 impl ServerArgs {
@@ -106,10 +110,15 @@ impl ServerArgs {
                 _ => Err(format!("`{}` is not a number of calls from 1 to 10000", v.trim())),
             })
             .map_err(|e| anyhow::anyhow!("--max-concurrent: {e}"))?;
-        let redis_url = self.redis_url.as_deref().map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned);
+        let redis_url = self.shared_redis_url();
         // A dead replica's running calls stop counting once no call of theirs could still be running.
         let longest_call = Duration::from_millis(self.statement_timeout_ms) + Duration::from_secs(60);
         Ok(ThrottleSettings { rate, concurrent, redis_url, longest_call })
+    }
+
+    /// The Redis URL replicas share, if one is given.
+    fn shared_redis_url(&self) -> Option<String> {
+        self.redis_url.as_deref().map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned)
     }
 
     /// The server's settings, for the managed database (`managed`) or an external one.
@@ -142,6 +151,7 @@ impl ServerArgs {
                 enabled: self.result_cache.enabled(managed),
                 ttl: Duration::from_secs(self.result_cache_ttl_secs),
                 max_bytes: self.result_cache_mb << 20,
+                redis_url: self.shared_redis_url().filter(|_| !self.result_cache_local),
             },
             vectors_follow: false,
         })

@@ -120,6 +120,7 @@ keys! {
         "results" => "result_cache", "ZAVA_RESULT_CACHE";
         "results_ttl_secs" => "result_cache_ttl_secs", "ZAVA_RESULT_CACHE_TTL_SECS";
         "results_mb" => "result_cache_mb", "ZAVA_RESULT_CACHE_MB";
+        "results_local" => "result_cache_local", "ZAVA_RESULT_CACHE_LOCAL";
     }
     "audit" {
         "log" => "audit_log", "ZAVA_AUDIT_LOG";

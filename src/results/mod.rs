@@ -16,6 +16,7 @@
 //! database (`DATABASE_URL`) it is opt-in, since other systems may write around them (replication, disabled
 //! triggers).
 
+pub(crate) mod shared;
 pub(crate) mod version;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use rmcp::model::CallToolResult;
 
 use crate::guard::{Dependence, ReadOnlySql};
 use crate::tenant::Access;
+use shared::SharedResults;
 use version::DataVersion;
 
 /// Whether results are kept, as configured (`--result-cache`).
@@ -49,19 +51,22 @@ impl CacheMode {
 }
 
 /// The result cache's bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultCacheSettings {
     pub enabled: bool,
     /// How long a kept result may be served, whatever the data version says.
     pub ttl: Duration,
     /// What the kept results may take in all (their JSON, roughly twice: text and structured content).
     pub max_bytes: u64,
+    /// Redis, to share kept results between replicas (`results::shared`); `None`: this process only. Never
+    /// logged (it may hold a password).
+    pub redis_url: Option<String>,
 }
 
 impl Default for ResultCacheSettings {
     /// Off: a server built in code (tests, embedding) opts in.
     fn default() -> Self {
-        Self { enabled: false, ttl: Duration::from_secs(600), max_bytes: 64 << 20 }
+        Self { enabled: false, ttl: Duration::from_secs(600), max_bytes: 64 << 20, redis_url: None }
     }
 }
 
@@ -81,20 +86,37 @@ pub(crate) struct ResultKey {
     sql: String,
 }
 
-/// Results kept per (access, data version, SQL text).
+/// Results kept per (access, data version, SQL text), in this process and, when configured, in Redis.
 pub struct ResultCache {
     entries: Cache<ResultKey, Arc<Kept>>,
     version: Arc<DataVersion>,
+    shared: Option<SharedResults>,
 }
 
 impl std::fmt::Debug for ResultCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResultCache").field("entries", &self.entries.entry_count()).finish()
+        f.debug_struct("ResultCache")
+            .field("entries", &self.entries.entry_count())
+            .field("shared", &self.shared.is_some())
+            .finish()
     }
 }
 
 impl ResultCache {
-    pub(crate) fn new(settings: &ResultCacheSettings, version: Arc<DataVersion>) -> Self {
+    /// The cache, connected to Redis when `settings` name one (an unreachable Redis is an error).
+    pub(crate) async fn start(settings: &ResultCacheSettings, version: Arc<DataVersion>) -> anyhow::Result<Self> {
+        let shared = match &settings.redis_url {
+            Some(url) => Some(SharedResults::connect(url, settings.ttl).await?),
+            None => None,
+        };
+        Ok(Self::new(settings, version, shared))
+    }
+
+    pub(crate) fn new(
+        settings: &ResultCacheSettings,
+        version: Arc<DataVersion>,
+        shared: Option<SharedResults>,
+    ) -> Self {
         let entries = Cache::builder()
             .weigher(|key: &ResultKey, kept: &Arc<Kept>| {
                 let text: usize = kept.result.content.iter().filter_map(|c| c.as_text()).map(|t| t.text.len()).sum();
@@ -103,10 +125,24 @@ impl ResultCache {
             .max_capacity(settings.max_bytes)
             .time_to_live(settings.ttl)
             .build();
-        let cache = Self { entries, version };
+        if let Some(shared) = &shared {
+            shared.clone().watch(&version);
+        }
+        let cache = Self { entries, version, shared };
         cache.version.on_rewind({
-            let entries = cache.entries.clone();
-            move || entries.invalidate_all()
+            let (entries, shared) = (cache.entries.clone(), cache.shared.clone());
+            // Weak: the version holds this closure.
+            let version = Arc::downgrade(&cache.version);
+            move || {
+                entries.invalidate_all();
+                let now = version.upgrade().and_then(|v| v.current());
+                if let (Some(shared), Some(now)) = (shared.clone(), now) {
+                    tokio::spawn(async move {
+                        shared.flush().await;
+                        shared.set_mark(now).await;
+                    });
+                }
+            }
         });
         cache
     }
@@ -120,17 +156,35 @@ impl ResultCache {
         Ok(ResultKey { access: access.cache_key(), version, sql: sql.as_str().to_owned() })
     }
 
-    /// The result kept under `key`, if any.
+    /// The result kept under `key`, if any: this process's first, then the one shared in Redis.
     pub(crate) async fn get(&self, key: &ResultKey) -> Option<Arc<Kept>> {
-        let kept = self.entries.get(key).await;
+        let mut kept = self.entries.get(key).await;
+        if kept.is_none()
+            && let Some(shared) = &self.shared
+        {
+            let found = shared.get(key).await.map(Arc::new);
+            crate::telemetry::series::cache_lookup("result_shared", found.is_some());
+            if let Some(found) = &found
+                && self.version.current() == Some(key.version)
+            {
+                self.entries.insert(key.clone(), found.clone()).await;
+            }
+            kept = found;
+        }
         crate::telemetry::series::cache_lookup("result", kept.is_some());
         kept
     }
 
-    /// Keeps a successful result, unless the data moved on while it ran (it would never be asked for again).
+    /// Keeps a successful result, unless the data moved on while it ran (it would never be asked for again); it
+    /// is shared in Redis from a task of its own, so the caller does not wait for it.
     pub(crate) async fn keep(&self, key: ResultKey, kept: Kept) {
         if self.version.current() == Some(key.version) {
-            self.entries.insert(key, Arc::new(kept)).await;
+            let kept = Arc::new(kept);
+            if let Some(shared) = self.shared.clone() {
+                let (key, kept) = (key.clone(), kept.clone());
+                tokio::spawn(async move { shared.put(&key, &kept).await });
+            }
+            self.entries.insert(key, kept).await;
         }
     }
 

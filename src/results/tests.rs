@@ -11,7 +11,7 @@ use crate::guard::{FunctionPolicy, ReadOnlySql};
 use crate::tenant::{Access, ManagerId, PersonalData, Tenant};
 
 fn settings() -> ResultCacheSettings {
-    ResultCacheSettings { enabled: true, ttl: Duration::from_secs(60), max_bytes: 1 << 20 }
+    ResultCacheSettings { enabled: true, ttl: Duration::from_secs(60), max_bytes: 1 << 20, redis_url: None }
 }
 
 fn sql(text: &str) -> ReadOnlySql {
@@ -29,7 +29,7 @@ fn kept(text: &str) -> Kept {
 fn cache_at(version: u64) -> (ResultCache, Arc<DataVersion>) {
     let v = Arc::new(DataVersion::default());
     v.observe(version);
-    (ResultCache::new(&settings(), v.clone()), v)
+    (ResultCache::new(&settings(), v.clone(), None), v)
 }
 
 fn text(kept: &Kept) -> &str {
@@ -113,7 +113,7 @@ async fn statements_that_depend_on_more_than_data_get_no_key() {
 async fn the_bound_is_in_bytes() {
     let v = Arc::new(DataVersion::default());
     v.observe(1);
-    let cache = ResultCache::new(&ResultCacheSettings { max_bytes: 64 << 10, ..settings() }, v);
+    let cache = ResultCache::new(&ResultCacheSettings { max_bytes: 64 << 10, ..settings() }, v, None);
     for i in 0..200 {
         let key = cache.key(&manager(1), &sql(&format!("SELECT {i} FROM retail.stores"))).unwrap();
         cache.keep(key, kept(&"x".repeat(4_000))).await;

@@ -2,7 +2,7 @@
 //! others are served; a caller past its cap on calls at once is refused until one finishes; replicas sharing a
 //! real Redis count together, and keep serving when it goes away; over stdio the refusal is a tool error.
 
-mod redis_server;
+pub(crate) mod redis_server;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,9 @@
 //! The result cache against a real database: a kept result is served again only to the same caller for the same
 //! SQL while the data is unchanged; every kind of write moves the data version on (V13's triggers on every table a
 //! query can see); a result that follows the clock is never kept; and a lost connection to the version never
-//! leaves a stale result being served.
+//! leaves a stale result being served. `shared`: replicas sharing kept results through a real Redis.
+
+mod shared;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +24,13 @@ struct Served {
 
 impl Served {
     async fn start(db: &TestDb) -> Served {
-        let settings =
-            AppSettings { results: ResultCacheSettings { enabled: true, ..Default::default() }, ..Default::default() };
+        Served::start_with(db, None).await
+    }
+
+    /// A replica whose kept results are shared through the Redis at `redis_url`.
+    async fn start_with(db: &TestDb, redis_url: Option<String>) -> Served {
+        let results = ResultCacheSettings { enabled: true, redis_url, ..Default::default() };
+        let settings = AppSettings { results, ..Default::default() };
         let app = App::start(&db.query, db.key.clone(), crate::harness::embedder().clone(), settings).await.unwrap();
         let (addr, shutdown) = crate::harness::serve_http(app.clone(), vec![]).await;
         let served =
