@@ -11,7 +11,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
-use futures_util::StreamExt;
 use serde_json::json;
 
 use super::{Caller, Refusal, Throttle};
@@ -54,11 +53,35 @@ pub(crate) async fn limit_calls(State(limits): State<Limits>, req: Request, next
     let response = next.run(req).await;
     // The call may still be streaming its answer: the permit goes back when the body has been sent or dropped.
     let (parts, body) = response.into_parts();
-    let body = body.into_data_stream().map(move |chunk| {
-        let _held = &permit;
-        chunk
-    });
-    Response::from_parts(parts, Body::from_stream(body))
+    Response::from_parts(parts, Body::new(Holding { body, _permit: permit }))
+}
+
+/// A response body that holds the call's permit until it has been sent or dropped, and keeps the body's size: a
+/// body remade from a stream has none, which sent every answer in chunked encoding (and, to an HTTP/1.0 client,
+/// without a length on a kept-alive connection).
+struct Holding {
+    body: Body,
+    _permit: super::CallPermit,
+}
+
+impl hyper::body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// The audit record of a call refused here, before it reached the tool.

@@ -65,6 +65,9 @@ async fn call(replica: &Replica, store: usize, sql: &str) -> (u16, Option<u64>, 
         .unwrap();
     let status = resp.status().as_u16();
     let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().parse().unwrap());
+    // The limits hold the call's permit until its answer is sent, without losing the answer's length (no chunks).
+    let length = resp.headers().get("content-length").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    assert!(length.is_some() && resp.headers().get("transfer-encoding").is_none(), "{:?}", resp.headers());
     (status, retry, resp.json().await.unwrap_or(Value::Null))
 }
 
