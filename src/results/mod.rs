@@ -51,7 +51,7 @@ impl CacheMode {
 }
 
 /// The result cache's bounds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ResultCacheSettings {
     pub enabled: bool,
     /// How long a kept result may be served, whatever the data version says.
@@ -61,6 +61,18 @@ pub struct ResultCacheSettings {
     /// Redis, to share kept results between replicas (`results::shared`); `None`: this process only. Never
     /// logged (it may hold a password).
     pub redis_url: Option<String>,
+}
+
+impl std::fmt::Debug for ResultCacheSettings {
+    /// Without the Redis URL, which may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultCacheSettings")
+            .field("enabled", &self.enabled)
+            .field("ttl", &self.ttl)
+            .field("max_bytes", &self.max_bytes)
+            .field("shared", &self.redis_url.is_some())
+            .finish()
+    }
 }
 
 impl Default for ResultCacheSettings {

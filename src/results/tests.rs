@@ -121,3 +121,10 @@ async fn the_bound_is_in_bytes() {
     cache.entries.run_pending_tasks().await;
     assert!(cache.entries.weighted_size() <= 64 << 10, "{}", cache.entries.weighted_size());
 }
+
+#[test]
+fn the_settings_never_show_the_redis_url() {
+    let settings = ResultCacheSettings { redis_url: Some("redis://:secret@cache:6379/0".into()), ..settings() };
+    let shown = format!("{settings:?}");
+    assert!(!shown.contains("secret") && shown.contains("shared: true"), "{shown}");
+}
