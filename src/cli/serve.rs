@@ -21,6 +21,7 @@ impl ServePlan {
             allowed_origins: args.allowed_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
             max_body_bytes: args.max_body_bytes as usize,
             metrics: args.metrics,
+            call_lane: args.call_lane,
             drain_timeout: std::time::Duration::from_secs(args.drain_timeout_secs),
             cors_origins: args.cors_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
             ..HttpSettings::default()

@@ -208,6 +208,11 @@ pub struct ServeArgs {
     /// use this when the MCP port is public), or `off`.
     #[arg(long, env = "ZAVA_METRICS", default_value = "same", value_name = "same|ADDR|off")]
     pub metrics: crate::http::MetricsListener,
+    /// Who answers plain tool calls: `direct` (the server itself, for a stateless `tools/call` whose every rule
+    /// it applies as rmcp would; anything else still goes to rmcp) or `rmcp` (every request through rmcp's generic
+    /// stateless handler, about a third more CPU a call; for comparison, or should the direct lane misbehave).
+    #[arg(long, env = "ZAVA_CALL_LANE", default_value = "direct", value_name = "direct|rmcp")]
+    pub call_lane: crate::http::CallLane,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "ZAVA_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u32).range(1024..=67_108_864))]
     pub max_body_bytes: u32,

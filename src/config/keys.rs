@@ -75,6 +75,7 @@ keys! {
         "cors_origins" => "cors_origins", "ZAVA_CORS_ORIGINS";
         "max_body_bytes" => "max_body_bytes", "ZAVA_MAX_BODY_BYTES";
         "drain_timeout_secs" => "drain_timeout_secs", "ZAVA_DRAIN_TIMEOUT_SECS";
+        "call_lane" => "call_lane", "ZAVA_CALL_LANE";
     }
     "identity" {
         "mode" => "identity", "ZAVA_IDENTITY";

@@ -29,6 +29,7 @@ use rmcp::model::{ClientJsonRpcMessage, ProtocolVersion};
 use serde_json::json;
 
 use super::authority::{AllowedHosts, AllowedOrigins, Authority, Origin};
+use super::direct::ParsedCall;
 
 /// Headers a request may carry at most once, as they are spelled in refusals.
 const SINGLE_HEADERS: [&str; 10] = [
@@ -164,11 +165,9 @@ pub(crate) async fn guard_mcp(State(policy): State<std::sync::Arc<Policy>>, req:
         Err(refusal) => return refusal.into_response(),
     };
     if parts.method == Method::POST && is_json(&parts.headers) {
-        if let Err(refusal) = check_jsonrpc(&bytes) {
-            return refusal.into_response();
-        }
-        if let Some((tool, id)) = called_tool(&bytes) {
-            parts.extensions.insert(CalledTool(tool, id));
+        match check_jsonrpc(&bytes) {
+            Ok(message) => note_call(message, &mut parts.extensions),
+            Err(refusal) => return refusal.into_response(),
         }
     }
     parts.headers.remove(header::TRANSFER_ENCODING);
@@ -275,9 +274,10 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// The body must be one JSON-RPC message, parsed exactly as rmcp will parse it (serde_json's recursion limit
 /// bounds nesting); anything else is 400 with -32700 (not JSON) or -32600 (not a JSON-RPC message).
-fn check_jsonrpc(body: &[u8]) -> Result<(), Refusal> {
-    let Err(invalid) = serde_json::from_slice::<ClientJsonRpcMessage>(body) else {
-        return Ok(());
+fn check_jsonrpc(body: &[u8]) -> Result<ClientJsonRpcMessage, Refusal> {
+    let invalid = match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
+        Ok(message) => return Ok(message),
+        Err(invalid) => invalid,
     };
     Err(match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
         Err(e) => refuse(StatusCode::BAD_REQUEST, PARSE_ERROR, format!("Parse error: the body is not JSON: {e}")),
@@ -285,33 +285,21 @@ fn check_jsonrpc(body: &[u8]) -> Result<(), Refusal> {
     })
 }
 
-/// The tool a `tools/call` request names (the scope check needs it before rmcp runs).
-/// The tool name and JSON-RPC id of a `tools/call`.
-fn called_tool(body: &[u8]) -> Option<(String, String)> {
-    #[derive(serde::Deserialize)]
-    struct Params {
-        name: Option<String>,
+/// A `tools/call` request is noted on the request: the tool and id for the scope check and the limits (which
+/// run before rmcp), the parsed call for `direct`.
+fn note_call(message: ClientJsonRpcMessage, extensions: &mut axum::http::Extensions) {
+    if let Some(call) = ParsedCall::of(message) {
+        extensions.insert(CalledTool(call.params.name.to_string(), call.id.to_string()));
+        extensions.insert(call);
     }
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        method: Option<String>,
-        id: Option<serde_json::Value>,
-        params: Option<Params>,
-    }
-    let peek: Peek = serde_json::from_slice(body).ok()?;
-    let id = match peek.id {
-        Some(serde_json::Value::String(s)) => s,
-        Some(other) => other.to_string(),
-        None => String::new(),
-    };
-    (peek.method.as_deref() == Some("tools/call")).then_some((peek.params?.name?, id))
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    /// A header map of `pairs`, repeated names appended.
+    pub(in crate::http) fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(*k, HeaderValue::from_static(v));
@@ -336,7 +324,7 @@ mod tests {
 
     #[test]
     fn only_one_jsonrpc_message_passes() {
-        assert_eq!(status(check_jsonrpc(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)), None);
+        assert!(check_jsonrpc(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).is_ok());
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         for (body, code) in [
             (&b"not json"[..], PARSE_ERROR),

@@ -6,6 +6,7 @@
 //! configured (no browser page needs to call this server directly).
 
 mod authority;
+mod direct;
 mod hygiene;
 mod listen;
 mod ops;
@@ -27,6 +28,7 @@ use crate::auth::Authenticator;
 use crate::mcp::server::{IdentitySource, ZavaServer};
 use crate::throttle::Throttle;
 use authority::{AllowedHosts, AllowedOrigins};
+pub use direct::CallLane;
 pub use ops::MetricsListener;
 pub use starting::Starting;
 
@@ -61,6 +63,8 @@ pub struct HttpSettings {
     pub metrics: MetricsListener,
     /// How long a shutdown waits for the calls in flight to finish before cancelling them (in PostgreSQL too).
     pub drain_timeout: Duration,
+    /// Who answers plain stateless `tools/call` requests (`direct`).
+    pub call_lane: CallLane,
 }
 
 impl Default for HttpSettings {
@@ -79,6 +83,7 @@ impl Default for HttpSettings {
             audit: None,
             metrics: MetricsListener::Same,
             drain_timeout: Duration::from_secs(10),
+            call_lane: CallLane::Direct,
         }
     }
 }
@@ -108,21 +113,22 @@ pub(crate) fn router(
         .with_allowed_origins(policy.origins.raw().to_vec())
         .enforce_origin_validation()
         .with_max_request_body_bytes(settings.max_body_bytes)
-        .with_cancellation_token(calls);
-    let mcp_app = app.clone();
+        .with_cancellation_token(calls.clone());
     let identity = match &settings.auth {
         Some(auth) => IdentitySource::Token(auth.tool_scopes.clone()),
         None => IdentitySource::Header,
     };
-    let audit = settings.audit.clone();
-    let mcp = StreamableHttpService::new(
-        move || Ok(ZavaServer::new(mcp_app.clone(), identity.clone()).with_audit(audit.clone())),
-        Arc::new(NeverSessionManager::default()),
-        config,
-    );
+    let handler = ZavaServer::new(app.clone(), identity).with_audit(settings.audit.clone());
+    let for_rmcp = handler.clone();
+    let mcp =
+        StreamableHttpService::new(move || Ok(for_rmcp.clone()), Arc::new(NeverSessionManager::default()), config);
     // Layers run outermost first: hygiene (which reads the body and notes the tool called), then identity, then
-    // the caller's limits.
+    // the caller's limits, then the direct lane for plain tool calls.
     let mut mcp = Router::new().nest_service("/mcp", mcp);
+    if settings.call_lane == CallLane::Direct {
+        let lane = Arc::new(direct::Lane { server: handler, calls });
+        mcp = mcp.layer(axum::middleware::from_fn_with_state(lane, direct::answer));
+    }
     if let Some(throttle) = &settings.throttle {
         let limits = crate::throttle::http::Limits {
             throttle: throttle.clone(),

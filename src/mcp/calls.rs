@@ -1,13 +1,12 @@
 //! What each data tool does once its wrapper in `server` has started the clock: resolve the caller, take its
 //! place under the limits, check and run, noting for the audit record what happened (`record::CallNote`).
 
-use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock};
-use rmcp::service::RequestContext;
 use serde_json::Map;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::context::CallContext;
 use super::output;
 use super::record::CallNote;
 use super::server::{QueryArgs, SchemaArgs, SearchArgs, ZavaServer};
@@ -29,7 +28,7 @@ impl ZavaServer {
     /// The caller's access and its place under the limits, or the result that refuses the call.
     async fn enter(
         &self,
-        ctx: &RequestContext<RoleServer>,
+        ctx: &CallContext<'_>,
         note: &mut CallNote,
     ) -> Result<(Access, Option<CallPermit>), CallToolResult> {
         let access = self.access(ctx).map_err(|e| {
@@ -45,7 +44,7 @@ impl ZavaServer {
     pub(super) async fn get_multiple_table_schemas_call(
         &self,
         args: SchemaArgs,
-        ctx: &RequestContext<RoleServer>,
+        ctx: &CallContext<'_>,
         note: &mut CallNote,
     ) -> CallToolResult {
         let (access, _permit) = match self.enter(ctx, note).await {
@@ -54,7 +53,7 @@ impl ZavaServer {
         };
         let timeout = self.app.settings.limits.statement_timeout;
         let pg = |e: tokio_postgres::Error| query::QueryError::from_pg(e, timeout);
-        let described = self.in_tenant_tx(&access, &ctx.ct, async |tx| {
+        let described = self.in_tenant_tx(&access, ctx.ct, async |tx| {
             let readable = introspect::readable_tables(tx).await.map_err(pg)?;
             let tables = match introspect::resolve(&args.table_names, &readable) {
                 Ok(t) => t,
@@ -79,7 +78,7 @@ impl ZavaServer {
     pub(super) async fn semantic_search_products_call(
         &self,
         args: SearchArgs,
-        ctx: &RequestContext<RoleServer>,
+        ctx: &CallContext<'_>,
         note: &mut CallNote,
     ) -> CallToolResult {
         let (access, _permit) = match self.enter(ctx, note).await {
@@ -94,7 +93,7 @@ impl ZavaServer {
                     return output::error(e.to_string(), Map::new());
                 }
             };
-        match self.search(&access, &request, &ctx.ct, note).await {
+        match self.search(&access, &request, ctx.ct, note).await {
             Ok(result) => result,
             Err(e) => failed(note, &e),
         }
@@ -103,7 +102,7 @@ impl ZavaServer {
     pub(super) async fn execute_sales_query_call(
         &self,
         args: QueryArgs,
-        ctx: &RequestContext<RoleServer>,
+        ctx: &CallContext<'_>,
         note: &mut CallNote,
     ) -> CallToolResult {
         let (access, _permit) = match self.enter(ctx, note).await {
@@ -147,7 +146,7 @@ impl ZavaServer {
             None => None,
         };
         let started = std::time::Instant::now();
-        let result = query::run(&self.app.db, &self.app.sign(&access), &sql, self.app.settings.limits, &ctx.ct).await;
+        let result = query::run(&self.app.db, &self.app.sign(&access), &sql, self.app.settings.limits, ctx.ct).await;
         match result {
             Ok(out) => {
                 tracing::debug!(tenant = %who(), rows = out.rows.len(), ms = started.elapsed().as_millis() as u64, "query");

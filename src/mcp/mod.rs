@@ -2,6 +2,7 @@
 //! serve [`server::ZavaServer`]).
 
 mod calls;
+pub(crate) mod context;
 pub mod output;
 mod record;
 pub mod server;

@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
-use rmcp::RoleServer;
 use rmcp::model::CallToolResult;
-use rmcp::service::RequestContext;
 
+use super::context::CallContext;
 use super::server::{IdentitySource, ZavaServer};
 use crate::audit::{AuditRecord, Outcome};
 use crate::db::query::QueryError;
@@ -48,7 +47,7 @@ impl ZavaServer {
     pub(super) async fn record(
         &self,
         tool: &'static str,
-        ctx: &RequestContext<RoleServer>,
+        ctx: &CallContext<'_>,
         started: Instant,
         mut note: CallNote,
         result: &CallToolResult,
@@ -70,8 +69,8 @@ impl ZavaServer {
         }
         .observe();
         let Some(audit) = &self.audit else { return };
-        let parts = ctx.extensions.get::<http::request::Parts>();
-        let principal = match (&self.identity, self.principal(ctx), &note.access) {
+        let parts = ctx.parts;
+        let principal = match (&self.identity, ctx.principal(), &note.access) {
             (IdentitySource::Token(_), Some(p), _) => audit.principal(&p.subject),
             (IdentitySource::Fixed(_), _, Some(a)) => format!("stdio:{}", a.tenant.scope()),
             (IdentitySource::Header, _, Some(a)) => format!("header:{}", a.tenant.scope()),
@@ -95,7 +94,10 @@ impl ZavaServer {
                 .get(http::header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(|ua| ua.chars().take(200).collect()),
-            None => ctx.peer.peer_info().map(|info| format!("{} {}", info.client_info.name, info.client_info.version)),
+            None => ctx
+                .peer
+                .and_then(|peer| peer.peer_info())
+                .map(|info| format!("{} {}", info.client_info.name, info.client_info.version)),
         };
         audit.record(&record).await;
     }

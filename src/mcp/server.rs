@@ -6,8 +6,8 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CacheScope, CallToolResult, Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType,
-    ServerCapabilities, ServerConfig,
+    CacheScope, CallToolResult, ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ResultType, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -16,12 +16,12 @@ use serde::Deserialize;
 use serde_json::Map;
 use tracing::Instrument;
 
+use super::context::{CallContext, Invocation};
 use super::output;
 use super::record::CallNote;
 use super::text;
 use crate::app::App;
 use crate::audit::AuditLog;
-use crate::auth::Principal;
 use crate::auth::scopes::{PII_READ, Scope, ToolScopes};
 use crate::identity::{IDENTITY_HEADER, IdentityError};
 use crate::search::SearchMode;
@@ -113,12 +113,12 @@ impl ZavaServer {
     /// refuses a repeated one; this does not rely on it). Header and stdio identities are unverified and hold every
     /// scope (loopback development, a person's own process), so they see personal data in clear; a token sees it
     /// only with `pii:read`.
-    pub(super) fn access(&self, ctx: &RequestContext<RoleServer>) -> Result<Access, IdentityError> {
+    pub(super) fn access(&self, ctx: &CallContext<'_>) -> Result<Access, IdentityError> {
         match &self.identity {
             IdentitySource::Fixed(raw) => {
                 Ok(Access::new(self.app.directory.resolve(raw.as_deref())?, PersonalData::Clear))
             }
-            IdentitySource::Token(_) => match self.principal(ctx) {
+            IdentitySource::Token(_) => match ctx.principal() {
                 Some(p) => {
                     let pii = Scope::parse(PII_READ).is_ok_and(|s| p.granted.allows(&s));
                     Ok(Access::new(p.tenant.clone(), if pii { PersonalData::Clear } else { PersonalData::Masked }))
@@ -127,18 +127,45 @@ impl ZavaServer {
                 None => Err(IdentityError::Missing),
             },
             IdentitySource::Header => {
-                let values = ctx.extensions.get::<http::request::Parts>().map(|p| p.headers.get_all(IDENTITY_HEADER));
+                let values = ctx.headers().map(|h| h.get_all(IDENTITY_HEADER));
                 let texts = values.iter().flatten().map(|v| v.to_str().unwrap_or("<not text>"));
                 Ok(Access::new(self.app.directory.resolve_all(texts)?, PersonalData::Clear))
             }
         }
+    }
+
+    /// Runs one tool call, however it arrived (rmcp's handler or `http::direct`): the data tools inside their
+    /// span, timed, counted and recorded.
+    pub(crate) async fn invoke(&self, invocation: Invocation, ctx: &CallContext<'_>) -> CallToolResult {
+        let tool = match &invocation {
+            Invocation::Date => {
+                let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+                return CallToolResult::success(vec![ContentBlock::text(format!("Current UTC Date/Time: {now}"))]);
+            }
+            Invocation::Schemas(_) => "get_multiple_table_schemas",
+            Invocation::Search(_) => "semantic_search_products",
+            Invocation::Query(_) => "execute_sales_query",
+        };
+        let (started, _in_flight) = (std::time::Instant::now(), InFlight::start());
+        let mut note = CallNote::default();
+        let work = async {
+            match invocation {
+                Invocation::Date => unreachable!("answered above"),
+                Invocation::Schemas(args) => self.get_multiple_table_schemas_call(args, ctx, &mut note).await,
+                Invocation::Search(args) => self.semantic_search_products_call(args, ctx, &mut note).await,
+                Invocation::Query(args) => self.execute_sales_query_call(args, ctx, &mut note).await,
+            }
+        };
+        let result = work.instrument(call_span(tool, ctx)).await;
+        self.record(tool, ctx, started, note, &result).await;
+        result
     }
 }
 
 /// The span around one tool call: every log line inside it carries the JSON-RPC request id, the trace id, the
 /// tool and (once resolved) the tenant's label. Exported as a trace, it is the server span `tools/call TOOL`,
 /// continuing the caller's trace when the request carries `traceparent` (in `_meta`, else in its HTTP headers).
-fn call_span(tool: &'static str, ctx: &RequestContext<RoleServer>) -> tracing::Span {
+fn call_span(tool: &'static str, ctx: &CallContext<'_>) -> tracing::Span {
     let span = tracing::info_span!(
         "call",
         otel.name = format!("tools/call {tool}"),
@@ -148,16 +175,8 @@ fn call_span(tool: &'static str, ctx: &RequestContext<RoleServer>) -> tracing::S
         tool,
         tenant = tracing::field::Empty,
     );
-    let headers = ctx.extensions.get::<http::request::Parts>().map(|p| &p.headers);
-    crate::telemetry::traces::adopt(&span, crate::telemetry::traces::parent(&ctx.meta, headers));
+    crate::telemetry::traces::adopt(&span, crate::telemetry::traces::parent(ctx.meta, ctx.headers()));
     span
-}
-
-impl ZavaServer {
-    /// The verified caller of an HTTP request with a bearer token.
-    pub(super) fn principal<'a>(&self, ctx: &'a RequestContext<RoleServer>) -> Option<&'a Principal> {
-        ctx.extensions.get::<http::request::Parts>().and_then(|p| p.extensions.get::<Principal>())
-    }
 }
 
 #[tool_router]
@@ -166,8 +185,8 @@ impl ZavaServer {
         description = text::DATE,
         annotations(title = "Current UTC date", read_only_hint = true, idempotent_hint = false, open_world_hint = false)
     )]
-    async fn get_current_utc_date(&self) -> String {
-        format!("Current UTC Date/Time: {}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    async fn get_current_utc_date(&self, ctx: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
+        Ok(self.invoke(Invocation::Date, &CallContext::of(&ctx)).await)
     }
 
     #[tool(
@@ -179,14 +198,7 @@ impl ZavaServer {
         Parameters(args): Parameters<SchemaArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (started, _in_flight) = (std::time::Instant::now(), InFlight::start());
-        let mut note = CallNote::default();
-        let result = self
-            .get_multiple_table_schemas_call(args, &ctx, &mut note)
-            .instrument(call_span("get_multiple_table_schemas", &ctx))
-            .await;
-        self.record("get_multiple_table_schemas", &ctx, started, note, &result).await;
-        Ok(result)
+        Ok(self.invoke(Invocation::Schemas(args), &CallContext::of(&ctx)).await)
     }
 
     #[tool(
@@ -199,14 +211,7 @@ impl ZavaServer {
         Parameters(args): Parameters<SearchArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (started, _in_flight) = (std::time::Instant::now(), InFlight::start());
-        let mut note = CallNote::default();
-        let result = self
-            .semantic_search_products_call(args, &ctx, &mut note)
-            .instrument(call_span("semantic_search_products", &ctx))
-            .await;
-        self.record("semantic_search_products", &ctx, started, note, &result).await;
-        Ok(result)
+        Ok(self.invoke(Invocation::Search(args), &CallContext::of(&ctx)).await)
     }
 
     #[tool(
@@ -219,14 +224,7 @@ impl ZavaServer {
         Parameters(args): Parameters<QueryArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (started, _in_flight) = (std::time::Instant::now(), InFlight::start());
-        let mut note = CallNote::default();
-        let result = self
-            .execute_sales_query_call(args, &ctx, &mut note)
-            .instrument(call_span("execute_sales_query", &ctx))
-            .await;
-        self.record("execute_sales_query", &ctx, started, note, &result).await;
-        Ok(result)
+        Ok(self.invoke(Invocation::Query(args), &CallContext::of(&ctx)).await)
     }
 }
 
@@ -240,7 +238,7 @@ impl ServerHandler for ZavaServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let mut tools = self.tool_router.list_all();
-        let principal = self.principal(&context);
+        let principal = CallContext::of(&context).principal();
         if let (Some(p), IdentitySource::Token(scopes)) = (principal, &self.identity) {
             tools.retain(|t| scopes.required(&t.name).is_none_or(|s| p.granted.allows(s)));
         }

@@ -91,6 +91,11 @@ fn describe() {
         "Calls refused by the per-caller limits, by limit (rate, concurrency)."
     );
     describe_counter!("zava_auth_failures_total", "Requests refused by authentication, by reason.");
+    describe_counter!(
+        "zava_tool_call_lanes_total",
+        "tools/call requests over HTTP, by who answered them (direct: the server's own lane; rmcp: left to rmcp \
+         for a feature only it serves, such as the 2026-07-28 per-request lifecycle)."
+    );
     describe_gauge!("zava_build_info", "Always 1; the labels say which build is running.");
 }
 
@@ -170,6 +175,10 @@ pub(crate) fn embedding(provider: &'static str, ok: bool, took: Duration) {
 
 pub(crate) fn rate_limited(limit: &'static str) {
     counter!("zava_rate_limited_total", "limit" => limit).increment(1);
+}
+
+pub(crate) fn call_lane(lane: &'static str) {
+    counter!("zava_tool_call_lanes_total", "lane" => lane).increment(1);
 }
 
 pub(crate) fn auth_failure(reason: &'static str) {

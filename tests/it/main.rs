@@ -13,6 +13,7 @@ mod cluster;
 mod config;
 mod corpus;
 mod decode;
+mod direct;
 mod drain;
 mod embed_remote;
 mod fairness;

@@ -60,6 +60,16 @@ async fn prometheus_scrapes_per_tool_red_metrics_with_bounded_labels() {
         call(&server.url, &head_office, "get_multiple_table_schemas", tables.clone()).await;
     }
 
+    // A weighted Accept is rmcp's to negotiate: that call goes to rmcp, the eight above were answered directly.
+    let date = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "get_current_utc_date"}});
+    let resp = (crate::harness::http_client().post(&server.url).json(&date))
+        .header("Accept", "application/json;q=0.9, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
     let http = crate::harness::http_client();
     let mcp_origin = server.url.strip_suffix("/mcp").unwrap().to_owned();
     let on_mcp = http.get(format!("{mcp_origin}/metrics")).send().await.unwrap();
@@ -79,6 +89,8 @@ async fn prometheus_scrapes_per_tool_red_metrics_with_bounded_labels() {
     let cut = "zava_result_truncations_total{tool=\"execute_sales_query\",cap=\"rows\"}";
     assert_eq!(sample(&text, cut), Some(3.0), "{text}");
     assert_eq!(sample(&text, "zava_result_rows_total{tool=\"execute_sales_query\"}"), Some(15.0), "{text}");
+    assert_eq!(sample(&text, "zava_tool_call_lanes_total{lane=\"direct\"}"), Some(8.0), "{text}");
+    assert_eq!(sample(&text, "zava_tool_call_lanes_total{lane=\"rmcp\"}"), Some(1.0), "{text}");
     let schema = |r: &str| sample(&text, &format!("zava_cache_requests_total{{cache=\"schema\",result=\"{r}\"}}"));
     assert_eq!((schema("miss"), schema("hit")), (Some(1.0), Some(1.0)), "{text}");
     let ok_bucket = "zava_tool_call_duration_seconds_bucket{tool=\"execute_sales_query\",outcome=\"ok\",le=\"+Inf\"}";
