@@ -37,6 +37,8 @@ pub struct BenchSettings {
     pub concurrency: usize,
     pub duration: Duration,
     pub warmup: Duration,
+    /// Slices each phase's measured time is cut into, the phases alternating slice by slice.
+    pub rounds: u32,
     /// One identity instead of the rotation.
     pub identity: Option<String>,
     /// An already running server's `/mcp`; else the bench starts one.
@@ -106,50 +108,50 @@ pub async fn run(settings: BenchSettings, external: FloorSource) -> Result<()> {
         None
     };
 
-    let phase = Phase { warmup: settings.warmup, duration: settings.duration, concurrency: settings.concurrency };
+    let rounds = settings.rounds.max(1);
+    let phase =
+        Phase { warmup: settings.warmup, duration: settings.duration / rounds, concurrency: settings.concurrency };
     let server_pid = server.as_ref().map(|s| s.pid());
     let postmaster = server.as_ref().and_then(|s| s.postmaster_pid());
     let mcp = McpTarget { url: url.clone() };
     let metrics = Some(format!("{}/metrics", url.trim_end_matches('/').trim_end_matches("/mcp")));
-    let mix_phase = {
-        let (mix, callers, mcp) = (mix.clone(), callers.clone(), mcp.clone());
-        measured("mcp (mix)", phase, server_pid, postmaster, metrics.clone(), move |i, from, end| {
-            mcp.caller(i, mix.clone(), callers.clone(), from, end)
-        })
-        .await?
-    };
     let sql_mix = if floor_target.is_some() && !mix.all_sql() { mix.sql_only().map(Arc::new) } else { None };
-    let sql_phase = match &sql_mix {
-        Some(sql_mix) => {
-            let (sql_mix, callers, mcp) = (sql_mix.clone(), callers.clone(), mcp.clone());
-            Some(
-                measured("mcp (SQL calls)", phase, server_pid, postmaster, metrics.clone(), move |i, from, end| {
-                    mcp.caller(i, sql_mix.clone(), callers.clone(), from, end)
-                })
-                .await?,
-            )
+    let (mut mix_phase, mut sql_phase, mut floor) = (None, None, None);
+    for round in 1..=rounds {
+        let slice = Slice { phase, round, rounds, server: server_pid, postmaster };
+        let (m, c, t) = (mix.clone(), callers.clone(), mcp.clone());
+        let report = measured("mcp (mix)", slice, metrics.clone(), move |i, from, end| {
+            t.caller(i, m.clone(), c.clone(), from, end)
+        })
+        .await?;
+        PhaseReport::add(&mut mix_phase, report);
+        if let Some(sql_mix) = &sql_mix {
+            let (m, c, t) = (sql_mix.clone(), callers.clone(), mcp.clone());
+            let report = measured("mcp (SQL calls)", slice, metrics.clone(), move |i, from, end| {
+                t.caller(i, m.clone(), c.clone(), from, end)
+            })
+            .await?;
+            PhaseReport::add(&mut sql_phase, report);
         }
-        None => None,
-    };
-    let floor = match &floor_target {
-        Some((target, _)) => {
+        if let Some((target, _)) = &floor_target {
             let floor_mix = sql_mix.clone().unwrap_or_else(|| mix.clone());
             let (target, callers) = (target.clone(), callers.clone());
-            Some(
-                measured("floor (SQL)", phase, None, postmaster, None, move |i, from, end| {
-                    target.caller(i, floor_mix.clone(), callers.clone(), from, end)
-                })
-                .await?,
-            )
+            let slice = Slice { server: None, ..slice };
+            let report = measured("floor (SQL)", slice, None, move |i, from, end| {
+                target.caller(i, floor_mix.clone(), callers.clone(), from, end)
+            })
+            .await?;
+            PhaseReport::add(&mut floor, report);
         }
-        None => None,
-    };
+    }
+    let mix_phase = mix_phase.context("no phase ran")?;
     let peak_rss_mb = server_pid.and_then(ProcSample::of).map(|s| s.peak_rss_kib as f64 / 1024.0);
     let report = Report {
         mix: mix.name.clone(),
         description: mix.description.clone(),
         concurrency: settings.concurrency,
         duration_s: settings.duration.as_secs_f64(),
+        rounds,
         identities: match callers.len() {
             1 => callers[0].name.clone(),
             n => format!("rotating over {n} (8 store managers and head office)"),
@@ -195,25 +197,33 @@ pub async fn run(settings: BenchSettings, external: FloorSource) -> Result<()> {
     Ok(())
 }
 
-/// Runs one phase with a progress line, and measures the CPU of the server, PostgreSQL and the bench over the
-/// measured part (after the warm-up) and the server's memory at the end.
-async fn measured<F, Fut>(
-    name: &'static str,
+/// One slice of a phase: the phase (its warm-up, its share of the measured time), which round of how many, and
+/// whose CPU to measure.
+#[derive(Debug, Clone, Copy)]
+struct Slice {
     phase: Phase,
+    round: u32,
+    rounds: u32,
     server: Option<u32>,
     postmaster: Option<u32>,
-    metrics: Option<String>,
-    caller: F,
-) -> Result<PhaseReport>
+}
+
+/// Runs one slice of a phase with a progress line, and measures the CPU of the server, PostgreSQL and the bench
+/// over the measured part (after the warm-up) and the server's memory at the end.
+async fn measured<F, Fut>(name: &'static str, slice: Slice, metrics: Option<String>, caller: F) -> Result<PhaseReport>
 where
     F: Fn(usize, Instant, Instant) -> Fut,
     Fut: std::future::Future<Output = Result<stats::Recorder>> + Send + 'static,
 {
+    let Slice { phase, server, postmaster, .. } = slice;
     let bar = indicatif::ProgressBar::new((phase.warmup + phase.duration).as_secs().max(1));
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:<16} [{bar:30}] {pos}/{len} s").expect("a valid template"),
+        indicatif::ProgressStyle::with_template("{msg:<22} [{bar:30}] {pos}/{len} s").expect("a valid template"),
     );
-    bar.set_message(name);
+    bar.set_message(match slice.rounds {
+        1 => name.to_owned(),
+        n => format!("{name} {}/{n}", slice.round),
+    });
     let sample = move || {
         (
             server.and_then(ProcSample::of).map(|s| s.cpu),

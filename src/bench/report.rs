@@ -19,6 +19,32 @@ pub(crate) struct PhaseReport {
     pub(crate) cache: Option<CacheCounts>,
 }
 
+impl PhaseReport {
+    /// Adds one more slice of the same phase to `total`: calls and time summed, CPU averaged over the measured
+    /// time, memory as at the last slice's end.
+    pub(crate) fn add(total: &mut Option<PhaseReport>, slice: PhaseReport) {
+        let Some(sum) = total else {
+            *total = Some(slice);
+            return;
+        };
+        let (a, b) = (sum.result.elapsed.as_secs_f64(), slice.result.elapsed.as_secs_f64());
+        let mean = |x: f64, y: f64| if a + b > 0.0 { (x * a + y * b) / (a + b) } else { x };
+        let both = |x: Option<f64>, y: Option<f64>| Some(mean(x?, y?));
+        sum.cpu = CpuUse {
+            server: both(sum.cpu.server, slice.cpu.server),
+            postgres: both(sum.cpu.postgres, slice.cpu.postgres),
+            bench: mean(sum.cpu.bench, slice.cpu.bench),
+        };
+        sum.result.recorder.merge(slice.result.recorder);
+        sum.result.elapsed += slice.result.elapsed;
+        sum.rss_mb = slice.rss_mb.or(sum.rss_mb);
+        sum.cache = match (sum.cache, slice.cache) {
+            (Some(x), Some(y)) => Some(CacheCounts { hits: x.hits + y.hits, misses: x.misses + y.misses }),
+            (x, y) => x.or(y),
+        };
+    }
+}
+
 /// Result-cache lookups that found a kept result (`hits`) and that ran the query (`misses`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CacheCounts {
@@ -45,6 +71,8 @@ pub(crate) struct Report {
     pub(crate) description: String,
     pub(crate) concurrency: usize,
     pub(crate) duration_s: f64,
+    /// Slices each phase was measured in, the phases alternating.
+    pub(crate) rounds: u32,
     pub(crate) identities: String,
     pub(crate) server: String,
     pub(crate) ready_s: Option<f64>,
@@ -91,8 +119,15 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "mix {} ({}); {} callers; {:.0} s measured per phase",
-            self.mix, self.description, self.concurrency, self.duration_s
+            "mix {} ({}); {} callers; {:.0} s measured per phase{}",
+            self.mix,
+            self.description,
+            self.concurrency,
+            self.duration_s,
+            match self.rounds {
+                1 => String::new(),
+                n => format!(", in {n} slices alternating with the other phases"),
+            }
         );
         let _ = writeln!(out, "identities: {}; server: {}", self.identities, self.server);
         if let Some(ready) = self.ready_s {
@@ -189,6 +224,7 @@ impl Report {
             "mix": self.mix,
             "concurrency": self.concurrency,
             "duration_s": self.duration_s,
+            "rounds": self.rounds,
             "mcp_rps": round(compared.result.rps(), 1),
             "mix_rps": round(self.mix_phase.result.rps(), 1),
             "floor_rps": self.floor.as_ref().map(|f| round(f.result.rps(), 1)),

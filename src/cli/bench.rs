@@ -11,7 +11,7 @@ use crate::config::DbSettings;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
-zava-mcp bench                                   the light mix, 32 callers, 10 s per phase\n  \
+zava-mcp bench                                   the light mix, 32 callers, 10 s per phase in 3 slices\n  \
 zava-mcp bench --mix analytic --concurrency 8\n  \
 zava-mcp bench --mix search --duration 20s --json\n  \
 zava-mcp bench --concurrency 1 --identity seattle\n  \
@@ -33,6 +33,11 @@ pub struct BenchArgs {
     /// How long each phase is measured: `10s`, `1m`.
     #[arg(long, short = 'd', default_value = "10s", value_parser = seconds, value_name = "TIME")]
     pub duration: Duration,
+    /// Split each phase's measured time into this many slices and alternate the phases slice by slice (mix,
+    /// SQL calls, floor, then again), so a machine whose speed drifts during the run weighs on every phase
+    /// alike; each slice has its own warm-up. 1 runs each phase in one piece.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub rounds: u16,
     /// Calls made before each phase's measurement starts (connections opened, caches and plans warm).
     #[arg(long, default_value = "2s", value_parser = seconds_or_zero, value_name = "TIME")]
     pub warmup: Duration,
@@ -93,6 +98,7 @@ pub(super) async fn bench(settings: DbSettings, args: BenchArgs) -> Result<()> {
         concurrency: usize::from(args.concurrency),
         duration: args.duration,
         warmup: args.warmup,
+        rounds: args.rounds as u32,
         identity: args.identity,
         url: args.url,
         data_dir: args.bench_dir,

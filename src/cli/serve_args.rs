@@ -210,7 +210,7 @@ pub struct ServeArgs {
     pub metrics: crate::http::MetricsListener,
     /// Who answers plain tool calls: `direct` (the server itself, for a stateless `tools/call` whose every rule
     /// it applies as rmcp would; anything else still goes to rmcp) or `rmcp` (every request through rmcp's generic
-    /// stateless handler, about a third more CPU a call; for comparison, or should the direct lane misbehave).
+    /// stateless handler, a quarter more of the server's CPU a call; for comparison, or should the direct lane misbehave).
     #[arg(long, env = "ZAVA_CALL_LANE", default_value = "direct", value_name = "direct|rmcp")]
     pub call_lane: crate::http::CallLane,
     /// Largest request body accepted, in bytes.

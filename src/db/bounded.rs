@@ -260,13 +260,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for BoundedStream<S> {
             if let Framing::Ended = this.framing {
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, MESSAGE_TOO_LARGE)));
             }
-            let start = this.buf.len();
-            this.buf.resize(start + READ_CHUNK, 0);
-            let mut chunk = ReadBuf::new(&mut this.buf[start..]);
-            let read = Pin::new(&mut this.inner).poll_read(cx, &mut chunk);
-            let got = chunk.filled().len();
-            this.buf.truncate(start + got);
-            ready!(read)?;
+            // Into the buffer's spare capacity, which is not zeroed first (that cost more than the read).
+            this.buf.reserve(READ_CHUNK);
+            let got = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buf))?;
             if got == 0 {
                 // End of stream: hand on whatever incomplete header is left, then the end itself.
                 let rest = this.buf.len();

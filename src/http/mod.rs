@@ -120,8 +120,17 @@ pub(crate) fn router(
     };
     let handler = ZavaServer::new(app.clone(), identity).with_audit(settings.audit.clone());
     let for_rmcp = handler.clone();
-    let mcp =
-        StreamableHttpService::new(move || Ok(for_rmcp.clone()), Arc::new(NeverSessionManager::default()), config);
+    let rmcp = Arc::new(StreamableHttpService::new(
+        move || Ok(for_rmcp.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    ));
+    // axum clones a route's service for every request: behind an Arc that is a count, not a copy of rmcp's
+    // settings (its host and origin lists) and our handler.
+    let mcp = tower::service_fn(move |req: axum::extract::Request| {
+        let rmcp = rmcp.clone();
+        async move { Ok::<_, std::convert::Infallible>(rmcp.handle(req).await) }
+    });
     // Layers run outermost first: hygiene (which reads the body and notes the tool called), then identity, then
     // the caller's limits, then the direct lane for plain tool calls.
     let mut mcp = Router::new().nest_service("/mcp", mcp);
