@@ -9,8 +9,8 @@
 //! calls, and its result goes out in rmcp's own answer types, shaped for the request's protocol version as rmcp
 //! shapes it. Everything else goes on to rmcp unchanged: other methods, a tool this server does not have (rmcp's
 //! error), the 2026-07-28 per-request lifecycle (`_meta` protocol fields, standard headers), input responses, an
-//! `Accept` that rmcp would refuse or that weighs its media types. The `http::tests` differential test sends the
-//! same calls both ways and compares the answers.
+//! `Accept` that rmcp would refuse or that weighs its media types. The differential test in `tests/it/direct.rs`
+//! sends the same calls both ways and compares the answers.
 //!
 //! rmcp's second-layer Host, Origin and body-size checks do not run for a direct call: it has passed `hygiene`'s
 //! exact ones, which are stricter. `--call-lane rmcp` turns the lane off (for comparison, or as an escape hatch).

@@ -13,7 +13,8 @@
 //!   `MCP-Protocol-Version`, the body read here within the size limit (413) and the body read timeout (408),
 //!   read errors answered 400, and a body that is not one JSON-RPC message answered 400.
 //!
-//! rmcp's own Host, Origin and size checks stay on behind these, as a second layer. Every refusal has a
+//! rmcp's own Host, Origin and size checks stay on behind these, as a second layer, for the requests `direct` leaves
+//! to rmcp. Every refusal has a
 //! JSON-RPC error body (`id` null) and closes the connection, whose framing can no longer be trusted.
 
 use crate::auth::http::CalledTool;

@@ -2,7 +2,7 @@
 //! probes, served by our own accept loop (`listen`: header read timeout, head size cap, TCP_NODELAY).
 //! `hygiene` checks every request before rmcp does: exact Host and Origin allow-lists, repeated headers,
 //! framing, body size and read timeout, JSON-RPC shape, `MCP-Protocol-Version`; rmcp's own Host, Origin and
-//! body-size checks stay on behind it. `authority` parses what those checks compare. CORS is off unless
+//! body-size checks stay on behind it for the requests `direct` leaves to rmcp. `authority` parses what those checks compare. CORS is off unless
 //! configured (no browser page needs to call this server directly).
 
 mod authority;
